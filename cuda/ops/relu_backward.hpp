@@ -1,0 +1,17 @@
+// ReLU backward, in place on the upstream gradient: dZ = dA * (A > 0).
+#pragma once
+
+#include "cuda/ops/hd.hpp"
+
+namespace mlp {
+
+struct ReluBackwardFunctor {
+    float* grad;             // dA in, dZ out
+    const float* activation; // A = relu(Z) of the forward pass
+
+    MLP_HD void operator()(int64_t i) const {
+        if (!(activation[i] > 0.0f)) grad[i] = 0.0f;
+    }
+};
+
+}  // namespace mlp

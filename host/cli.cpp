@@ -1,0 +1,248 @@
+#include "host/cli.hpp"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
+#include "host/data_source.hpp"
+#include "host/device_select.hpp"
+#include "host/error.hpp"
+#include "host/report.hpp"
+#include "host/safetensors.hpp"
+#include "host/train_loop.hpp"
+
+namespace mlp {
+
+// "128,64" -> {128, 64}; "" or "none" -> no hidden layer.
+static std::vector<int64_t> parse_hidden(const std::string& text) {
+    std::vector<int64_t> sizes;
+    if (text.empty() || text == "none") return sizes;
+    std::stringstream ss(text);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        size_t used = 0;
+        long long v = 0;
+        try {
+            v = std::stoll(item, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (used != item.size() || item.empty() || v <= 0 || v > (1 << 20)) {
+            throw CLI::ValidationError("--hidden", "'" + text +
+                                                       "' is not a comma-separated list of "
+                                                       "positive layer widths (e.g. 128,64)");
+        }
+        sizes.push_back(v);
+    }
+    return sizes;
+}
+
+static void add_data_options(CLI::App* cmd, DataConfig& data) {
+    cmd->add_option("--data", data.data_dir,
+                    "folder with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+                    "t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]");
+    cmd->add_option("--dataset", data.dataset,
+                    "named data set, looked up in data/NAME, /usr/share/datasets/NAME, then "
+                    "fetched")
+        ->check(CLI::IsMember({"mnist", "fashion-mnist"}))
+        ->capture_default_str();
+    cmd->add_flag("!--no-fetch", data.fetch, "never run data/fetch");
+}
+
+static void print_device(std::ostream& out, Trainer& trainer, const DeviceChoice& device) {
+    out << "device: " << trainer.device_name();
+    if (!device.fallback_reason.empty()) out << " [" << device.fallback_reason << "]";
+    out << "\n";
+}
+
+static int run_train(const TrainConfig& config, std::ostream& out) {
+    const DeviceChoice device = choose_device(config.device);
+    std::string where;
+    const Dataset data = open_dataset(config.data, &where);
+    std::vector<int64_t> sizes = {data.n_features()};
+    sizes.insert(sizes.end(), config.hidden.begin(), config.hidden.end());
+    sizes.push_back(data.n_classes);
+    const ModelShape shape(sizes);
+
+    TrainerOptions options;
+    options.batch_size = config.batch_size;
+    options.eval_batch_size = config.test_batch_size;
+    options.cpu_threads = config.threads;
+    // Per-step progress lines need the host between steps, which a replayed
+    // graph does not give.
+    options.use_graph = config.use_graph && config.log_interval == 0;
+    auto trainer = make_trainer(device, shape, data, options);
+    trainer->set_params(init_params(shape, config.seed));
+
+    print_device(out, *trainer, device);
+    out << "data: " << data.name << " from " << where << " (" << data.train.size()
+        << " train, " << data.test.size() << " test, " << data.train.images.n_rows << "x"
+        << data.train.images.n_cols << ", " << data.n_classes << " classes)\n"
+        << "model: " << shape.to_string() << " (" << shape.n_params() << " parameters), "
+        << "batch " << config.batch_size << ", lr " << config.lr << ", seed " << config.seed
+        << "\n";
+    const auto records = run_training(*trainer, config, data.name, out);
+    if (!records.empty()) {
+        char line[128];
+        std::snprintf(line, sizeof line, "final test_acc %.2f%% test_loss %.6f",
+                      100.0 * records.back().test.accuracy, records.back().test.loss);
+        out << line << std::endl;
+    }
+    return 0;
+}
+
+struct EvalConfig {
+    DataConfig data;
+    std::string model_path;
+    std::string device = "auto";
+    int64_t test_batch_size = 1000;
+    bool json = false;
+    int threads = 0;
+};
+
+static int run_eval(const EvalConfig& config, std::ostream& out) {
+    const ModelFile model = load_model(config.model_path);
+    const DeviceChoice device = choose_device(config.device);
+    const Dataset data = open_dataset(config.data);
+    TrainerOptions options;
+    options.batch_size = 1;
+    options.eval_batch_size = config.test_batch_size;
+    options.cpu_threads = config.threads;
+    auto trainer = make_trainer(device, model.shape, data, options);
+    trainer->set_params(model.params);
+    const EpochResult result = trainer->evaluate();
+    const std::vector<uint8_t> pred = trainer->test_predictions();
+
+    const int64_t n_classes = model.shape.n_classes();
+    std::vector<std::vector<int64_t>> confusion(size_t(n_classes),
+                                                std::vector<int64_t>(size_t(n_classes), 0));
+    for (size_t i = 0; i < pred.size(); ++i) {
+        confusion[data.test.labels.labels[i]][pred[i]] += 1;
+    }
+    std::vector<double> per_class(size_t(n_classes), 0.0);
+    for (int64_t c = 0; c < n_classes; ++c) {
+        int64_t total = 0;
+        for (int64_t v : confusion[size_t(c)]) total += v;
+        per_class[size_t(c)] = total ? double(confusion[size_t(c)][size_t(c)]) / double(total) : 0;
+    }
+
+    if (config.json) {
+        nlohmann::json j = {{"model", config.model_path},
+                            {"dataset", data.name},
+                            {"n_samples", result.n_samples},
+                            {"test_loss", result.loss},
+                            {"test_accuracy", result.accuracy},
+                            {"per_class_accuracy", per_class},
+                            {"confusion_matrix", confusion}};
+        out << j.dump(2) << std::endl;
+        return 0;
+    }
+    char line[160];
+    std::snprintf(line, sizeof line, "test_loss %.6f test_acc %.2f%% (%lld samples)",
+                  result.loss, 100.0 * result.accuracy, (long long)result.n_samples);
+    print_device(out, *trainer, device);
+    out << line << "\nper-class accuracy:\n";
+    for (int64_t c = 0; c < n_classes; ++c) {
+        std::snprintf(line, sizeof line, "  %3lld  %6.2f%%", (long long)c,
+                      100.0 * per_class[size_t(c)]);
+        out << line << "\n";
+    }
+    out << "confusion matrix (rows: true class, columns: predicted):\n";
+    for (const auto& row : confusion) {
+        for (int64_t v : row) {
+            std::snprintf(line, sizeof line, "%6lld", (long long)v);
+            out << line;
+        }
+        out << "\n";
+    }
+    out.flush();
+    return 0;
+}
+
+int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
+    CLI::App app{"mlptrain: train small fully connected classifiers on IDX image data"};
+    app.require_subcommand(1);
+
+    TrainConfig train;
+    std::string hidden_text = "128,64";
+    CLI::App* train_cmd = app.add_subcommand("train", "train a model");
+    add_data_options(train_cmd, train.data);
+    train_cmd->add_option("--hidden", hidden_text, "hidden layer widths")->capture_default_str();
+    train_cmd->add_option("--batch-size", train.batch_size, "training batch size")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 20))
+        ->capture_default_str();
+    train_cmd->add_option("--test-batch-size", train.test_batch_size, "evaluation batch size")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 20))
+        ->capture_default_str();
+    train_cmd->add_option("--epochs", train.epochs, "number of epochs")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 30))
+        ->capture_default_str();
+    train_cmd->add_option("--lr", train.lr, "learning rate")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    train_cmd->add_option("--seed", train.seed, "random seed")->capture_default_str();
+    train_cmd->add_option("--log-interval", train.log_interval,
+                          "print the running loss every N steps (0: off; disables graph replay)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    train_cmd->add_option("--device", train.device, "auto, cpu or cuda")
+        ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+        ->capture_default_str();
+    train_cmd->add_flag("!--no-graph", train.use_graph,
+                        "CUDA: launch every step instead of replaying a recorded epoch");
+    train_cmd->add_option("--threads", train.threads, "CPU threads (0: one below batch 1024, else all cores)")
+        ->check(CLI::NonNegativeNumber);
+    train_cmd->add_option("--metrics", train.metrics_path, "write one JSON object per epoch");
+    train_cmd->add_option("--save-model", train.save_model_path,
+                          "write the trained model (safetensors)");
+
+    EvalConfig eval;
+    CLI::App* eval_cmd = app.add_subcommand("eval", "evaluate a saved model on a test set");
+    eval_cmd->add_option("--model", eval.model_path, "model file (safetensors)")->required();
+    add_data_options(eval_cmd, eval.data);
+    eval_cmd->add_option("--device", eval.device, "auto, cpu or cuda")
+        ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+        ->capture_default_str();
+    eval_cmd->add_option("--test-batch-size", eval.test_batch_size, "evaluation batch size")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 20))
+        ->capture_default_str();
+    eval_cmd->add_option("--threads", eval.threads, "CPU threads (0: one below batch 1024, else all cores)")
+        ->check(CLI::NonNegativeNumber);
+    eval_cmd->add_flag("--json", eval.json, "print the results as JSON");
+
+    // CLI11 reports a misspelt command as a missing one; name it instead.
+    const auto is_command = [&](const CLI::App* cmd) { return cmd->get_name() == argv[1]; };
+    const auto commands = app.get_subcommands([](CLI::App*) { return true; });
+    if (argc > 1 && argv[1][0] != '-' &&
+        std::none_of(commands.begin(), commands.end(), is_command)) {
+        err << "mlptrain: unknown command '" << argv[1] << "' (use train or eval; --help)\n";
+        return 2;
+    }
+    try {
+        app.parse(argc, argv);
+        train.hidden = parse_hidden(hidden_text);
+    } catch (const CLI::CallForHelp&) {
+        out << app.help();
+        return 0;
+    } catch (const CLI::CallForAllHelp&) {
+        out << app.help("", CLI::AppFormatMode::All);
+        return 0;
+    } catch (const CLI::ParseError& e) {
+        err << "mlptrain: " << e.what() << "\n";
+        return 2;
+    }
+
+    try {
+        if (train_cmd->parsed()) return run_train(train, out);
+        return run_eval(eval, out);
+    } catch (const std::exception& e) {
+        out.flush();
+        err << "mlptrain: error: " << e.what() << std::endl;
+        return 1;
+    }
+}
+
+}  // namespace mlp

@@ -1,0 +1,44 @@
+// IDX file reader (the MNIST family's format): big-endian header, magic
+// 0x00000803 for images (n x rows x cols bytes) and 0x00000801 for labels.
+// Files may be raw or gzip-compressed (detected by content, not by name).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mlp {
+
+struct IdxImages {
+    int64_t n_items = 0;
+    int n_rows = 0;
+    int n_cols = 0;
+    std::vector<uint8_t> pixels;  // n_items * n_rows * n_cols, row-major, sample-contiguous
+    int64_t n_features() const { return int64_t(n_rows) * n_cols; }
+};
+
+struct IdxLabels {
+    int64_t n_items = 0;
+    std::vector<uint8_t> labels;
+};
+
+// Default cap on the decoded size of one IDX file; a header that claims more
+// is refused before anything is allocated.
+constexpr uint64_t k_default_idx_limit_bytes = uint64_t(4) << 30;
+
+// Whole file contents, gunzipped when the file starts with the gzip magic.
+// Throws DataError on unreadable files, broken gzip streams, or decoded sizes
+// above limit_bytes.
+std::vector<uint8_t> read_file_maybe_gzip(const std::string& path,
+                                          uint64_t limit_bytes = k_default_idx_limit_bytes);
+
+// Parse an in-memory IDX image/label file; `path` is used only in messages.
+IdxImages parse_idx_images(const std::vector<uint8_t>& bytes, const std::string& path);
+IdxLabels parse_idx_labels(const std::vector<uint8_t>& bytes, const std::string& path);
+
+IdxImages read_idx_images(const std::string& path,
+                          uint64_t limit_bytes = k_default_idx_limit_bytes);
+IdxLabels read_idx_labels(const std::string& path,
+                          uint64_t limit_bytes = k_default_idx_limit_bytes);
+
+}  // namespace mlp

@@ -1,0 +1,99 @@
+// Backend-independent face of the trainer: the CLI, tests and benchmarks hold
+// a Trainer and never see which backend runs it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "host/dataset.hpp"
+#include "host/model.hpp"
+
+namespace mlp {
+
+struct TrainerOptions {
+    int64_t batch_size = 64;
+    int64_t eval_batch_size = 1000;
+    bool use_graph = true;  // record an epoch once and replay it (CUDA); no effect on CPU
+    int cpu_threads = 0;    // CPU backend threads; 0 = chosen from the batch size
+};
+
+struct EpochResult {
+    int64_t n_samples = 0;
+    double loss = 0.0;      // mean cross-entropy over the samples
+    double accuracy = 0.0;  // fraction in [0, 1]
+};
+
+// Called between training steps (steps_done, n_steps) where the backend runs
+// steps one by one; never inside a recorded graph.
+using StepCallback = std::function<void(int64_t, int64_t)>;
+
+class Trainer {
+public:
+    virtual ~Trainer() = default;
+
+    virtual EpochResult train_epoch(const std::vector<int32_t>& perm, float lr,
+                                    const StepCallback& on_step = {}) = 0;
+    virtual EpochResult evaluate() = 0;
+    virtual std::vector<uint8_t> test_predictions() = 0;
+    virtual std::vector<float> gradients(const std::vector<int32_t>& ids, double* mean_loss) = 0;
+    // Mean loss over the first n_samples of the running epoch (waits for them).
+    virtual double running_loss(int64_t n_samples) = 0;
+
+    virtual std::vector<float> params() = 0;
+    virtual void set_params(const std::vector<float>& params) = 0;
+
+    virtual const ModelShape& shape() const = 0;
+    virtual int64_t n_train() const = 0;
+    virtual int64_t n_test() const = 0;
+    virtual std::string device_name() const = 0;
+    // Waits for all queued work (for timing); results are already synchronous.
+    virtual void synchronize() = 0;
+};
+
+std::unique_ptr<Trainer> make_cpu_trainer(const ModelShape& shape, const Dataset& data,
+                                          const TrainerOptions& options);
+
+// Defined by the CUDA backend (cuda/cuda_trainer.cu); in a build without CUDA
+// it throws an Error saying so.
+std::unique_ptr<Trainer> make_cuda_trainer(const ModelShape& shape, const Dataset& data,
+                                           const TrainerOptions& options);
+
+// Adapts an Engine<Backend> to the Trainer interface; the backend lives as
+// long as the trainer.
+template <class Backend, template <class> class EngineT>
+class BackendTrainer final : public Trainer {
+public:
+    BackendTrainer(std::unique_ptr<Backend> backend, const ModelShape& shape,
+                   const Dataset& data, const TrainerOptions& options, std::string device)
+        : backend_(std::move(backend)),
+          engine_(*backend_, shape, data, options),
+          device_(std::move(device)) {}
+
+    EpochResult train_epoch(const std::vector<int32_t>& perm, float lr,
+                            const StepCallback& on_step) override {
+        return engine_.train_epoch(perm, lr, on_step);
+    }
+    EpochResult evaluate() override { return engine_.evaluate(); }
+    std::vector<uint8_t> test_predictions() override { return engine_.test_predictions(); }
+    std::vector<float> gradients(const std::vector<int32_t>& ids, double* mean_loss) override {
+        return engine_.gradients(ids, mean_loss);
+    }
+    double running_loss(int64_t n_samples) override { return engine_.running_loss(n_samples); }
+    std::vector<float> params() override { return engine_.params(); }
+    void set_params(const std::vector<float>& params) override { engine_.set_params(params); }
+    const ModelShape& shape() const override { return engine_.shape(); }
+    int64_t n_train() const override { return engine_.n_train(); }
+    int64_t n_test() const override { return engine_.n_test(); }
+    std::string device_name() const override { return device_; }
+    void synchronize() override { backend_->synchronize(); }
+
+private:
+    std::unique_ptr<Backend> backend_;
+    EngineT<Backend> engine_;
+    std::string device_;
+};
+
+}  // namespace mlp

@@ -1,0 +1,118 @@
+// Whole training steps and epochs of the production code on the CPU backend.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "host/error.hpp"
+#include "host/rng.hpp"
+#include "host/trainer.hpp"
+#include "reference_mlp.hpp"
+#include "synthetic.hpp"
+
+namespace mlp {
+namespace {
+
+// A 2-2-2 network, one sample, one step, worked out by hand:
+//   x = (1, 0.2) (pixels 255, 51), label 0
+//   W0 = [[1, 0], [0.5, -1]], b0 = (0, 0.1)   z0 = (1, 0.5 - 0.2 + 0.1) = (1, 0.4)
+//   a0 = relu(z0) = (1, 0.4)
+//   W1 = [[1, 1], [0, -1]], b1 = (0, 0)        z1 = (1.4, -0.4)
+//   p = softmax(z1) = (1 / (1 + e^-1.8), e^-1.8 / (1 + e^-1.8)) = (0.858149, 0.141851)
+//   dz1 = p - onehot(0) = (-0.141851, 0.141851)
+//   dW1 = dz1 a0^T, db1 = dz1
+//   da0 = W1^T dz1 = (-0.141851, -0.141851 - 0.141851) = (-0.141851, -0.283702)
+//   dz0 = da0 (both z0 > 0); dW0 = dz0 x^T, db0 = dz0
+// With lr 0.5: p_new = p - 0.5 * g.
+TEST(SgdStep, MatchesHandComputedUpdate) {
+    Dataset data;
+    data.name = "hand";
+    data.n_classes = 2;
+    for (Split* s : {&data.train, &data.test}) {
+        s->images = {1, 1, 2, {255, 51}};
+        s->labels = {1, {0}};
+    }
+    const ModelShape shape({2, 2, 2});
+    const std::vector<float> params = {1, 0, 0.5f, -1, 0, 0.1f, 1, 1, 0, -1, 0, 0};
+    TrainerOptions options;
+    options.batch_size = 1;
+    auto trainer = make_cpu_trainer(shape, data, options);
+    trainer->set_params(params);
+    const EpochResult r = trainer->train_epoch({0}, 0.5f);
+
+    const double q = std::exp(-1.8) / (1.0 + std::exp(-1.8));  // 0.141851
+    EXPECT_NEAR(r.loss, std::log(1.0 + std::exp(-1.8)), 1e-6);
+    EXPECT_EQ(r.accuracy, 1.0);
+    const std::vector<double> expected = {
+        1 - 0.5 * (-q * 1.0),       0 - 0.5 * (-q * 0.2),        // W0 row 0
+        0.5 - 0.5 * (-2 * q * 1.0), -1 - 0.5 * (-2 * q * 0.2),   // W0 row 1
+        0 - 0.5 * (-q),             0.1 - 0.5 * (-2 * q),        // b0
+        1 - 0.5 * (-q * 1.0),       1 - 0.5 * (-q * 0.4),        // W1 row 0
+        0 - 0.5 * (q * 1.0),        -1 - 0.5 * (q * 0.4),        // W1 row 1
+        0 - 0.5 * (-q),             0 - 0.5 * q};                // b1
+    const auto after = trainer->params();
+    ASSERT_EQ(after.size(), expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(after[i], expected[i], 1e-6) << i;
+}
+
+TEST(SgdEpoch, MatchesDoubleReferenceIncludingPartialLastBatch) {
+    // 70 samples in batches of 32: steps of 32, 32 and 6. The last step's
+    // gradient must be the mean over 6 samples, not 32.
+    const Dataset data = test::synthetic_dataset(70, 20, 4, 5, 3);
+    const ModelShape shape({20, 16, 8, 3});
+    const auto init = init_params(shape, 3);
+    TrainerOptions options;
+    options.batch_size = 32;
+    auto trainer = make_cpu_trainer(shape, data, options);
+    trainer->set_params(init);
+    test::ReferenceMlp ref{shape, std::vector<double>(init.begin(), init.end())};
+    for (int e = 0; e < 2; ++e) {
+        const auto perm = epoch_permutation(70, 9, e);
+        trainer->train_epoch(perm, 0.1f);
+        ref.sgd_epoch(data.train, perm, 32, 0.1);
+    }
+    EXPECT_LT(test::normalised_error(trainer->params(), ref.params), 1e-5);
+}
+
+TEST(SgdEpoch, LearnsTheSyntheticClasses) {
+    const Dataset data = test::synthetic_dataset(600, 150, 4, 5, 3);
+    const ModelShape shape({20, 16, 3});
+    TrainerOptions options;
+    options.batch_size = 16;
+    auto trainer = make_cpu_trainer(shape, data, options);
+    trainer->set_params(init_params(shape, 42));
+    const double before = trainer->evaluate().loss;
+    for (int e = 0; e < 3; ++e) trainer->train_epoch(epoch_permutation(600, 42, e), 0.1f);
+    const EpochResult test = trainer->evaluate();
+    EXPECT_LT(test.loss, 0.5 * before);
+    EXPECT_GT(test.accuracy, 0.95);
+    EXPECT_EQ(test.n_samples, 150);
+}
+
+TEST(Determinism, SameSeedGivesIdenticalParameters) {
+    const Dataset data = test::synthetic_dataset(300, 30, 4, 5, 3);
+    const ModelShape shape({20, 12, 6, 3});
+    auto run = [&](uint64_t seed) {
+        TrainerOptions options;
+        options.batch_size = 64;  // several threads share the larger for_each ranges
+        auto trainer = make_cpu_trainer(shape, data, options);
+        trainer->set_params(init_params(shape, seed));
+        for (int e = 0; e < 3; ++e) trainer->train_epoch(epoch_permutation(300, seed, e), 0.1f);
+        return trainer->params();
+    };
+    const auto a = run(42);
+    EXPECT_EQ(a, run(42));  // bit for bit
+    EXPECT_NE(a, run(43));
+}
+
+TEST(Trainer, RejectsMismatchedShapesAndOrders) {
+    const Dataset data = test::synthetic_dataset(10, 5, 4, 5, 3);
+    TrainerOptions options;
+    EXPECT_THROW(make_cpu_trainer(ModelShape({19, 3}), data, options), Error);
+    EXPECT_THROW(make_cpu_trainer(ModelShape({20, 2}), data, options), Error);
+    auto trainer = make_cpu_trainer(ModelShape({20, 3}), data, options);
+    EXPECT_THROW(trainer->set_params(std::vector<float>(5)), Error);
+    EXPECT_THROW(trainer->train_epoch({0, 1, 2}, 0.1f), Error);
+}
+
+}  // namespace
+}  // namespace mlp
