@@ -50,6 +50,12 @@ static void add_data_options(CLI::App* cmd, DataConfig& data) {
         ->check(CLI::IsMember({"mnist", "fashion-mnist"}))
         ->capture_default_str();
     cmd->add_flag("!--no-fetch", data.fetch, "never run data/fetch");
+    cmd->add_option("--train-samples", data.train_samples,
+                    "use only the first N training samples (0: all)")
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--test-samples", data.test_samples,
+                    "use only the first N test samples (0: all)")
+        ->check(CLI::NonNegativeNumber);
 }
 
 static void print_device(std::ostream& out, Trainer& trainer, const DeviceChoice& device) {

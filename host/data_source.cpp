@@ -32,6 +32,21 @@ static std::string fetch_dataset(const std::string& name, const std::string& dat
     return has_dataset_files(dest) ? dest : "";
 }
 
+// Keeps the first n samples (quick runs, sanitizer runs); n = 0 keeps all.
+static void keep_first(Split& split, int64_t n) {
+    if (n <= 0 || n >= split.size()) return;
+    split.images.n_items = n;
+    split.images.pixels.resize(size_t(n * split.images.n_features()));
+    split.labels.n_items = n;
+    split.labels.labels.resize(size_t(n));
+}
+
+static Dataset subset(Dataset data, const DataConfig& config) {
+    keep_first(data.train, config.train_samples);
+    keep_first(data.test, config.test_samples);
+    return data;
+}
+
 Dataset open_dataset(const DataConfig& config, std::string* where) {
     if (!config.data_dir.empty()) {
         if (!fs::is_directory(config.data_dir)) {
@@ -39,7 +54,7 @@ Dataset open_dataset(const DataConfig& config, std::string* where) {
         }
         const std::string name = fs::path(config.data_dir).lexically_normal().filename();
         if (where) *where = config.data_dir;
-        return load_dataset(config.data_dir, name.empty() ? "data" : name);
+        return subset(load_dataset(config.data_dir, name.empty() ? "data" : name), config);
     }
     const std::string data_dir = project_data_dir();
     std::string dir = find_dataset_dir(config.dataset, data_dir);
@@ -52,7 +67,7 @@ Dataset open_dataset(const DataConfig& config, std::string* where) {
                     " [--mirror DIR], or pass --data DIR");
     }
     if (where) *where = dir;
-    return load_dataset(dir, config.dataset);
+    return subset(load_dataset(dir, config.dataset), config);
 }
 
 }  // namespace mlp

@@ -12,6 +12,8 @@ struct DataConfig {
     std::string data_dir;           // --data: folder with the four IDX files
     std::string dataset = "mnist";  // --dataset: looked up when data_dir is empty
     bool fetch = true;              // run data/fetch when the named set is not found
+    int64_t train_samples = 0;      // use only the first N training samples; 0 = all
+    int64_t test_samples = 0;       // use only the first N test samples; 0 = all
 };
 
 struct TrainConfig {

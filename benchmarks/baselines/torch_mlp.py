@@ -75,13 +75,16 @@ def main() -> int:
     common.check_args(parser, args)
     mode = args.mode
 
+    hint = "set up with benchmarks/baselines/setup_venv.sh torch"
     try:
         import numpy as np
+    except Exception as e:
+        skip(mode, args.device or "cpu", f"numpy cannot be imported ({type(e).__name__}: {e}); {hint}")
+    try:
         import torch
         import torch.nn.functional as F
     except Exception as e:  # ImportError, or OSError from a missing CUDA library
-        skip(mode, args.device or "cpu", f"torch cannot be imported ({type(e).__name__}: {e}); "
-             f"install it with benchmarks/baselines/setup_venv.sh torch")
+        skip(mode, args.device or "cpu", f"torch cannot be imported ({type(e).__name__}: {e}); {hint}")
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():

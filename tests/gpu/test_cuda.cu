@@ -1,0 +1,302 @@
+// GPU suite (CTest label `gpu`): the CUDA backend against the CPU backend,
+// which runs the same functors and the same Engine. Every test skips, with
+// the reason, where no usable CUDA device exists.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <random>
+#include <regex>
+#include <sstream>
+
+#include "cuda/cuda_backend.cuh"
+#include "cuda/ops/bias_act.hpp"
+#include "cuda/ops/bias_grad.hpp"
+#include "cuda/ops/gather.hpp"
+#include "cuda/ops/relu_backward.hpp"
+#include "cuda/ops/sgd_update.hpp"
+#include "cuda/ops/softmax_xent.hpp"
+#include "host/cli.hpp"
+#include "host/cpu_backend.hpp"
+#include "host/cuda_device.hpp"
+#include "host/rng.hpp"
+#include "host/trainer.hpp"
+#include "reference_mlp.hpp"
+#include "synthetic.hpp"
+
+namespace mlp {
+namespace {
+
+#define REQUIRE_GPU()                                                               \
+    do {                                                                            \
+        const CudaDeviceInfo info_ = probe_cuda_device();                           \
+        if (!info_.usable) GTEST_SKIP() << "no usable CUDA device: " << info_.reason; \
+    } while (0)
+
+// Sizes that catch indexing bugs: one element, odd, around the block size,
+// and a full 64 x 784 batch plus a ragged tail.
+const int64_t k_sizes[] = {1, 7, 255, 256, 257, 1001, 64 * 784 + 3};
+
+std::vector<float> random_floats(int64_t n, uint64_t seed, float scale = 1.0f) {
+    Rng rng(seed, 99);
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) x = float(rng.normal()) * scale;
+    return v;
+}
+
+template <class T>
+DeviceBuffer<T> to_device(CudaBackend& be, const std::vector<T>& h) {
+    DeviceBuffer<T> d(int64_t(h.size()));
+    be.copy_to_device(d.data(), h.data(), int64_t(h.size()));
+    return d;
+}
+
+template <class T>
+std::vector<T> to_host(CudaBackend& be, const DeviceBuffer<T>& d) {
+    std::vector<T> h(static_cast<size_t>(d.size()));
+    be.copy_to_host(h.data(), d.data(), d.size());
+    return h;
+}
+
+TEST(CudaKernels, GatherMatchesCpu) {
+    REQUIRE_GPU();
+    CudaBackend gpu;
+    for (int64_t n_features : {1, 5, 784}) {
+        const int64_t n_samples = 37;
+        std::vector<uint8_t> images(static_cast<size_t>(n_samples * n_features));
+        for (size_t i = 0; i < images.size(); ++i) images[i] = uint8_t(i * 31 + 7);
+        const auto perm = epoch_permutation(n_samples, 3, 0);
+        const int64_t first = 5, n_batch = 29;
+        std::vector<float> cpu(static_cast<size_t>(n_batch * n_features));
+        CpuBackend().for_each(n_batch * n_features,
+                              GatherFunctor{cpu.data(), images.data(), perm.data(), first,
+                                            n_features});
+        auto d_images = to_device(gpu, images);
+        auto d_perm = to_device(gpu, perm);
+        DeviceBuffer<float> d_x(n_batch * n_features);
+        gpu.for_each(n_batch * n_features,
+                     GatherFunctor{d_x.data(), d_images.data(), d_perm.data(), first, n_features});
+        EXPECT_EQ(to_host(gpu, d_x), cpu) << n_features;
+    }
+}
+
+TEST(CudaKernels, BiasActMatchesCpu) {
+    REQUIRE_GPU();
+    CudaBackend gpu;
+    for (int64_t n : k_sizes) {
+        for (bool relu : {true, false}) {
+            const int64_t n_out = n % 3 == 0 ? 3 : (n < 10 ? 1 : 10);
+            auto z = random_floats(n - n % n_out, uint64_t(n), 2.0f);
+            const auto bias = random_floats(n_out, 5);
+            auto d_z = to_device(gpu, z);
+            auto d_b = to_device(gpu, bias);
+            const int64_t len = int64_t(z.size());
+            CpuBackend().for_each(len, BiasActFunctor{z.data(), bias.data(), n_out, relu});
+            gpu.for_each(len, BiasActFunctor{d_z.data(), d_b.data(), n_out, relu});
+            EXPECT_EQ(to_host(gpu, d_z), z) << n;
+        }
+    }
+}
+
+TEST(CudaKernels, ReluBackwardMatchesCpu) {
+    REQUIRE_GPU();
+    CudaBackend gpu;
+    for (int64_t n : k_sizes) {
+        auto g = random_floats(n, 1);
+        auto a = random_floats(n, 2);
+        for (float& v : a) v = std::max(v, 0.0f);
+        auto d_g = to_device(gpu, g);
+        auto d_a = to_device(gpu, a);
+        CpuBackend().for_each(n, ReluBackwardFunctor{g.data(), a.data()});
+        gpu.for_each(n, ReluBackwardFunctor{d_g.data(), d_a.data()});
+        EXPECT_EQ(to_host(gpu, d_g), g) << n;
+    }
+}
+
+TEST(CudaKernels, BiasGradMatchesCpu) {
+    REQUIRE_GPU();
+    CudaBackend gpu;
+    for (int64_t n_out : {1, 10, 64, 129}) {
+        for (int64_t n_batch : {1, 7, 64, 1000}) {
+            const auto dz = random_floats(n_out * n_batch, uint64_t(n_out * 7 + n_batch));
+            std::vector<float> db(static_cast<size_t>(n_out));
+            auto d_dz = to_device(gpu, dz);
+            DeviceBuffer<float> d_db(n_out);
+            CpuBackend().for_each(n_out, BiasGradFunctor{db.data(), dz.data(), n_out, n_batch});
+            gpu.for_each(n_out, BiasGradFunctor{d_db.data(), d_dz.data(), n_out, n_batch});
+            // Same summation order on both sides; only FMA contraction may differ.
+            EXPECT_LT(test::normalised_error(to_host(gpu, d_db), db), 1e-6);
+        }
+    }
+}
+
+TEST(CudaKernels, SgdUpdateMatchesCpu) {
+    REQUIRE_GPU();
+    CudaBackend gpu;
+    for (int64_t n : k_sizes) {
+        auto p = random_floats(n, 3);
+        const auto g = random_floats(n, 4);
+        const std::vector<float> lr = {0.1f};
+        auto d_p = to_device(gpu, p);
+        auto d_g = to_device(gpu, g);
+        auto d_lr = to_device(gpu, lr);
+        CpuBackend().for_each(n, SgdUpdateFunctor{p.data(), g.data(), lr.data()});
+        gpu.for_each(n, SgdUpdateFunctor{d_p.data(), d_g.data(), d_lr.data()});
+        EXPECT_LT(test::normalised_error(to_host(gpu, d_p), p), 1e-6) << n;
+    }
+}
+
+TEST(CudaKernels, SoftmaxXentMatchesCpu) {
+    REQUIRE_GPU();
+    CudaBackend gpu;
+    for (int64_t n_batch : {1, 7, 64, 1000}) {
+        for (int64_t n_classes : {2, 10, 47}) {
+            const int64_t n_all = n_batch + 3;
+            auto logits = random_floats(n_batch * n_classes, uint64_t(n_batch + n_classes), 8.0f);
+            std::vector<uint8_t> labels(static_cast<size_t>(n_all));
+            for (size_t i = 0; i < labels.size(); ++i) labels[i] = uint8_t(i * 7 % n_classes);
+            const auto perm = epoch_permutation(n_all, 1, 0);
+            std::vector<float> loss(static_cast<size_t>(n_all), -1.0f);
+            std::vector<uint8_t> pred(static_cast<size_t>(n_all), 255);
+            auto d_logits = to_device(gpu, logits);
+            auto d_labels = to_device(gpu, labels);
+            auto d_perm = to_device(gpu, perm);
+            auto d_loss = to_device(gpu, loss);
+            auto d_pred = to_device(gpu, pred);
+            const float scale = 1.0f / float(n_batch);
+            CpuBackend().for_each(n_batch, SoftmaxXentFunctor{logits.data(), loss.data(),
+                                                              pred.data(), labels.data(),
+                                                              perm.data(), 3, n_classes, scale});
+            gpu.for_each(n_batch, SoftmaxXentFunctor{d_logits.data(), d_loss.data(),
+                                                     d_pred.data(), d_labels.data(),
+                                                     d_perm.data(), 3, n_classes, scale});
+            // expf/logf differ from the host's by a few ulps.
+            EXPECT_LT(test::normalised_error(to_host(gpu, d_logits), logits), 1e-5);
+            EXPECT_LT(test::normalised_error(to_host(gpu, d_loss), loss), 1e-5);
+            EXPECT_EQ(to_host(gpu, d_pred), pred);
+        }
+    }
+}
+
+TEST(CudaKernels, GemmMatchesCblasForEveryTransposeAtOddSizes) {
+    REQUIRE_GPU();
+    CudaBackend gpu;
+    CpuBackend cpu;
+    const int64_t m = 13, n = 7, k = 29;
+    for (Trans ta : {Trans::N, Trans::T}) {
+        for (Trans tb : {Trans::N, Trans::T}) {
+            const int64_t lda = ta == Trans::N ? m : k, ldb = tb == Trans::N ? k : n;
+            const auto a = random_floats(m * k, 10);
+            const auto b = random_floats(k * n, 11);
+            std::vector<float> c(static_cast<size_t>(m * n));
+            cpu.gemm(ta, tb, m, n, k, a.data(), lda, b.data(), ldb, c.data(), m);
+            auto d_a = to_device(gpu, a);
+            auto d_b = to_device(gpu, b);
+            DeviceBuffer<float> d_c(m * n);
+            gpu.gemm(ta, tb, m, n, k, d_a.data(), lda, d_b.data(), ldb, d_c.data(), m);
+            EXPECT_LT(test::normalised_error(to_host(gpu, d_c), c), 1e-5);
+        }
+    }
+}
+
+TEST(CudaMemory, OutOfMemoryNamesTheSize) {
+    REQUIRE_GPU();
+    try {
+        DeviceBuffer<float> huge(int64_t(1) << 42);  // 16 TiB
+        FAIL() << "allocation of 16 TiB succeeded";
+    } catch (const CudaError& e) {
+        EXPECT_THAT(e.what(), ::testing::HasSubstr("17592186044416 bytes"));
+        EXPECT_THAT(e.what(), ::testing::HasSubstr("cudaMalloc"));
+    }
+}
+
+std::unique_ptr<Trainer> trainer_on(bool cuda, const ModelShape& shape, const Dataset& data,
+                                    int64_t batch, bool graph = true) {
+    TrainerOptions options;
+    options.batch_size = batch;
+    options.use_graph = graph;
+    auto t = cuda ? make_cuda_trainer(shape, data, options) : make_cpu_trainer(shape, data, options);
+    t->set_params(init_params(shape, 42));
+    return t;
+}
+
+TEST(CudaTraining, OneStepMatchesCpu) {
+    REQUIRE_GPU();
+    const Dataset data = test::synthetic_dataset(64, 50, 28, 28, 10);
+    const ModelShape shape({784, 128, 64, 10});
+    auto cpu = trainer_on(false, shape, data, 64);
+    auto gpu = trainer_on(true, shape, data, 64);
+    const auto perm = epoch_permutation(64, 42, 0);
+    const EpochResult c = cpu->train_epoch(perm, 0.1f);
+    const EpochResult g = gpu->train_epoch(perm, 0.1f);
+    EXPECT_NEAR(g.loss, c.loss, 1e-5 * std::abs(c.loss));
+    EXPECT_LT(test::normalised_error(gpu->params(), cpu->params()), 1e-5);
+}
+
+TEST(CudaTraining, OneEpochLossMatchesCpu) {
+    REQUIRE_GPU();
+    // 3000 samples in batches of 64: 46 full steps and a partial one of 56.
+    const Dataset data = test::synthetic_dataset(3000, 500, 28, 28, 10);
+    const ModelShape shape({784, 128, 64, 10});
+    auto cpu = trainer_on(false, shape, data, 64);
+    auto gpu = trainer_on(true, shape, data, 64);
+    const auto perm = epoch_permutation(3000, 42, 0);
+    const EpochResult c = cpu->train_epoch(perm, 0.1f);
+    const EpochResult g = gpu->train_epoch(perm, 0.1f);
+    EXPECT_NEAR(g.loss, c.loss, 1e-3 * std::abs(c.loss));
+    EXPECT_NEAR(gpu->evaluate().loss, cpu->evaluate().loss, 1e-3);
+    EXPECT_LT(test::normalised_error(gpu->params(), cpu->params()), 1e-3);
+}
+
+std::vector<float> gpu_run(const Dataset& data, const ModelShape& shape, bool graph) {
+    auto t = trainer_on(true, shape, data, 64, graph);
+    for (int e = 0; e < 2; ++e) t->train_epoch(epoch_permutation(data.train.size(), 42, e), 0.1f);
+    t->evaluate();
+    return t->params();
+}
+
+TEST(CudaTraining, TwoRunsWithOneSeedAreBitIdentical) {
+    REQUIRE_GPU();
+    const Dataset data = test::synthetic_dataset(1000, 100, 28, 28, 10);
+    const ModelShape shape({784, 128, 64, 10});
+    EXPECT_EQ(gpu_run(data, shape, true), gpu_run(data, shape, true));
+}
+
+TEST(CudaTraining, GraphPathEqualsStreamPathBitForBit) {
+    REQUIRE_GPU();
+    const Dataset data = test::synthetic_dataset(1000, 100, 28, 28, 10);
+    const ModelShape shape({784, 128, 64, 10});
+    EXPECT_EQ(gpu_run(data, shape, true), gpu_run(data, shape, false));
+}
+
+double gpu_final_accuracy(const std::string& dir) {
+    std::vector<std::string> args = {"mlptrain", "train", "--data", dir, "--device", "cuda"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    std::ostringstream out, err;
+    EXPECT_EQ(run_cli(int(argv.size()), argv.data(), out, err), 0) << err.str();
+    std::cout << out.str();
+    std::smatch m;
+    const std::string text = out.str();
+    if (!std::regex_search(text, m, std::regex(R"(final test_acc ([0-9.]+)%)"))) return -1.0;
+    return std::stod(m[1]);
+}
+
+TEST(CudaEndToEnd, MnistDefaultRunReaches97Percent) {
+    REQUIRE_GPU();
+    const char* env = std::getenv("MLPTRAIN_MNIST_DIR");
+    const std::string dir = env && *env ? env : std::string(MLPTRAIN_SOURCE_DIR) + "/../shared/data/mnist";
+    if (!has_dataset_files(dir)) GTEST_SKIP() << "no MNIST files in " << dir;
+    EXPECT_GE(gpu_final_accuracy(dir), 97.0);
+}
+
+TEST(CudaEndToEnd, FashionMnistDefaultRunReaches86Percent) {
+    REQUIRE_GPU();
+    const std::string dir = "/usr/share/datasets/fashion-mnist";
+    if (!has_dataset_files(dir)) GTEST_SKIP() << "no Fashion-MNIST files in " << dir;
+    EXPECT_GE(gpu_final_accuracy(dir), 86.0);
+}
+
+}  // namespace
+}  // namespace mlp
