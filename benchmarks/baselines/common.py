@@ -188,8 +188,8 @@ def make_parser(description: str) -> argparse.ArgumentParser:
                         "t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz] "
                         "(the train-images.idx3-ubyte spelling too)")
     p.add_argument("--epochs", type=_positive(int), default=3, help="epochs to train (default 3)")
-    p.add_argument("--warmup", type=_non_negative_int, default=1,
-                   help="first epochs left out of the median (default 1)")
+    p.add_argument("--warmup", type=_non_negative_int, default=None,
+                   help="first epochs left out of the median (default 1, or 0 with --epochs 1)")
     p.add_argument("--batch-size", type=_positive(int), default=64, help="minibatch size (default 64)")
     p.add_argument("--lr", type=_positive(float), default=0.1, help="SGD learning rate (default 0.1)")
     p.add_argument("--hidden", type=_hidden, default=[128, 64],
@@ -202,6 +202,8 @@ def make_parser(description: str) -> argparse.ArgumentParser:
 
 
 def check_args(parser: argparse.ArgumentParser, args) -> None:
+    if args.warmup is None:
+        args.warmup = min(1, args.epochs - 1)
     if args.warmup >= args.epochs:
         parser.error(f"--warmup {args.warmup} leaves no epoch to time out of --epochs {args.epochs}")
 

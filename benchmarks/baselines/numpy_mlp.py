@@ -28,7 +28,12 @@ common.apply_thread_env()  # before numpy is imported: OpenBLAS reads the variab
 import time  # noqa: E402
 from typing import Dict, List, Tuple  # noqa: E402
 
-import numpy as np  # noqa: E402
+try:
+    import numpy as np  # noqa: E402
+except ImportError as e:
+    print(f"SKIP numpy cpu: numpy cannot be imported ({e}); "
+          f"set up with benchmarks/baselines/setup_venv.sh numpy", flush=True)
+    sys.exit(common.EXIT_SKIP)
 
 DTYPE = np.float32
 

@@ -79,14 +79,15 @@ def main() -> int:
     try:
         import numpy as np
     except Exception as e:
-        skip(mode, args.device or "cpu", f"numpy cannot be imported ({type(e).__name__}: {e}); {hint}")
+        skip(mode, args.device or ("cuda" if mode == "graph" else "cpu"), f"numpy cannot be imported ({type(e).__name__}: {e}); {hint}")
     try:
         import torch
         import torch.nn.functional as F
     except Exception as e:  # ImportError, or OSError from a missing CUDA library
-        skip(mode, args.device or "cpu", f"torch cannot be imported ({type(e).__name__}: {e}); {hint}")
+        skip(mode, args.device or ("cuda" if mode == "graph" else "cpu"), f"torch cannot be imported ({type(e).__name__}: {e}); {hint}")
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    # Default: cuda when available; graph mode is CUDA-only, so it defaults to cuda regardless.
+    device = args.device or ("cuda" if mode == "graph" or torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         skip(mode, device, f"CUDA is not available to torch {torch.__version__} "
              f"(built for CUDA {torch.version.cuda or 'none'}; no GPU or driver visible)")
