@@ -140,9 +140,17 @@ def load_dataset(data_dir: str):
     if X_train.shape[1] != X_test.shape[1]:
         raise DataError(f"{data_dir}: train images have {X_train.shape[1]} pixels, "
                         f"test images {X_test.shape[1]}")
-    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    # As mlptrain: the output width comes from the training labels; a larger test label is a
+    # data error (it would index past the logits), not something to clamp.
+    n_classes = int(y_train.max()) + 1
     if n_classes < 2:
-        raise DataError(f"{data_dir}: labels hold fewer than two classes")
+        raise DataError(f"{find_idx(data_dir, TRAIN_LABELS)}: labels hold fewer than two classes")
+    bad = np.flatnonzero(y_test >= n_classes)
+    if bad.size:
+        i = int(bad[0])
+        raise DataError(f"{find_idx(data_dir, TEST_LABELS)}: label out of range: item {i} has label "
+                        f"{int(y_test[i])}, but the training labels give {n_classes} classes "
+                        f"(0..{n_classes - 1})")
     # Own, writable copies (np.frombuffer views of bytes are read-only; torch warns on them).
     return (np.array(X_train), np.array(y_train), np.array(X_test), np.array(y_test), n_classes)
 
