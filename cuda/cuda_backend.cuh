@@ -59,6 +59,12 @@ public:
     void for_each(int64_t n, const F& f) {
         launch_for_each(n, f, max_blocks_, stream_.get());
     }
+    // One thread per element, as for_each; the row and column come from the
+    // flat index (the grid-stride loop keeps consecutive threads on one row).
+    template <class F>
+    void for_each_2d(int64_t n_rows, int64_t n_cols, const F& f) {
+        launch_for_each(n_rows * n_cols, RowColumn<F>{f, n_cols}, max_blocks_, stream_.get());
+    }
 
     // Records body's launches into a graph on the first call with a new key,
     // then replays the graph.
@@ -80,6 +86,20 @@ public:
     }
 
     void synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_.get())); }
+
+    // Events on the stream time the device's work, not the host's queueing;
+    // waits for body's work to finish.
+    template <class Body>
+    double time_seconds(Body&& body) {
+        const Event start = make_event(), stop = make_event();
+        CUDA_CHECK(cudaEventRecord(start.get(), stream_.get()));
+        body();
+        CUDA_CHECK(cudaEventRecord(stop.get(), stream_.get()));
+        CUDA_CHECK(cudaEventSynchronize(stop.get()));
+        float ms = 0.0f;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, start.get(), stop.get()));
+        return double(ms) * 1e-3;
+    }
 
     cudaStream_t stream() const { return stream_.get(); }
     const std::string& device_name() const { return name_; }

@@ -21,6 +21,18 @@ __global__ void for_each_kernel(int64_t n, F f) {
 
 constexpr int k_for_each_block = 256;
 
+// Runs a two-index functor f(row, column) from a flat index.
+template <class F>
+struct RowColumn {
+    F f;
+    int64_t n_cols;
+
+    __device__ void operator()(int64_t i) const {
+        const int64_t r = i / n_cols;
+        f(r, i - r * n_cols);
+    }
+};
+
 // max_blocks caps the grid (a few waves of the device's SMs); larger ranges
 // loop inside the kernel instead of launching more blocks.
 template <class F>

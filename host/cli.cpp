@@ -9,7 +9,9 @@
 
 #include "host/data_source.hpp"
 #include "host/device_select.hpp"
+#include "host/predict_command.hpp"
 #include "host/error.hpp"
+#include "host/interrupt.hpp"
 #include "host/report.hpp"
 #include "host/safetensors.hpp"
 #include "host/train_loop.hpp"
@@ -56,12 +58,158 @@ static void add_data_options(CLI::App* cmd, DataConfig& data) {
     cmd->add_option("--test-samples", data.test_samples,
                     "use only the first N test samples (0: all)")
         ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--max-input-mb", data.max_input_mb,
+                    "refuse data files (decoded) and model files larger than this many MiB")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 20))
+        ->capture_default_str();
 }
 
 static void print_device(std::ostream& out, Trainer& trainer, const DeviceChoice& device) {
     out << "device: " << trainer.device_name();
     if (!device.fallback_reason.empty()) out << " [" << device.fallback_reason << "]";
     out << "\n";
+}
+
+// The training flags beyond the notebook's (optimizer, schedule, augmentation,
+// checkpoints), with PyTorch's names and defaults. The options are kept to
+// tell which flags were given, for the checks in finish_training_flags().
+struct TrainingFlags {
+    std::string optimizer = "sgd";
+    std::string schedule = "constant";
+    CLI::Option* momentum = nullptr;
+    CLI::Option* nesterov = nullptr;
+    CLI::Option* weight_decay = nullptr;
+    std::vector<CLI::Option*> adam;  // --beta1, --beta2, --eps
+    CLI::Option* gamma = nullptr;
+    CLI::Option* step_size = nullptr;
+    CLI::Option* warmup_pct = nullptr;
+    CLI::Option* schedule_epochs = nullptr;
+};
+
+static void add_training_flags(CLI::App* cmd, TrainConfig& t, TrainingFlags& f) {
+    OptimizerConfig& o = t.optimizer;
+    cmd->add_option("--optimizer", f.optimizer, "sgd, adam or adamw")
+        ->check(CLI::IsMember({"sgd", "adam", "adamw"}))
+        ->capture_default_str();
+    f.momentum = cmd->add_option("--momentum", o.momentum, "sgd: momentum factor")
+                     ->check(CLI::Range(0.0, 1.0))
+                     ->capture_default_str();
+    f.nesterov = cmd->add_flag("--nesterov", o.nesterov, "sgd: Nesterov momentum");
+    f.weight_decay = cmd->add_option("--weight-decay", o.weight_decay,
+                                     "weight decay, biases included: L2 in the gradient for "
+                                     "sgd and adam, decoupled for adamw [default: 0; adamw 0.01]")
+                         ->check(CLI::NonNegativeNumber);
+    f.adam.push_back(cmd->add_option("--beta1", o.beta1, "adam(w): first moment decay")
+                         ->check(CLI::Range(0.0, 1.0))
+                         ->capture_default_str());
+    f.adam.push_back(cmd->add_option("--beta2", o.beta2, "adam(w): second moment decay")
+                         ->check(CLI::Range(0.0, 1.0))
+                         ->capture_default_str());
+    f.adam.push_back(cmd->add_option("--eps", o.eps, "adam(w): denominator term")
+                         ->check(CLI::PositiveNumber)
+                         ->capture_default_str());
+    cmd->add_option("--schedule", f.schedule,
+                    "learning-rate schedule: constant, step (per epoch), cosine (per epoch, to "
+                    "0), onecycle (per step; --lr is the peak)")
+        ->check(CLI::IsMember({"constant", "step", "cosine", "onecycle"}))
+        ->capture_default_str();
+    f.gamma = cmd->add_option("--gamma", t.schedule.gamma, "step: decay factor")
+                  ->check(CLI::PositiveNumber)
+                  ->capture_default_str();
+    f.step_size = cmd->add_option("--step-size", t.schedule.step_size,
+                                  "step: epochs between decays")
+                      ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+    f.warmup_pct = cmd->add_option("--warmup-pct", t.schedule.warmup_pct,
+                                   "onecycle: fraction of the steps spent warming up")
+                       ->check(CLI::Range(0.0, 1.0))
+                       ->capture_default_str();
+    f.schedule_epochs = cmd->add_option("--schedule-epochs", t.schedule_epochs,
+                                        "cosine, onecycle: epochs the schedule spans, when a "
+                                        "run stops before its end [default: --epochs]")
+                            ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+    cmd->add_option("--augment-shift", t.augment_shift,
+                    "shift each training image by up to N pixels per axis, at random (0: off)")
+        ->check(CLI::Range(0, 127))
+        ->capture_default_str();
+    cmd->add_option("--checkpoint", t.checkpoint_path,
+                    "resumable checkpoint: the model, and the optimizer state beside it "
+                    "(NAME.state.safetensors); written after the last epoch and every "
+                    "--checkpoint-every epochs");
+    cmd->add_option("--checkpoint-every", t.checkpoint_every,
+                    "epochs between checkpoints (0: after the last only) [path: --checkpoint, "
+                    "else --save-model, else checkpoint.safetensors]")
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--resume", t.resume_path,
+                    "continue the run whose --checkpoint is PATH, bit for bit; the flags must "
+                    "match it (except --epochs, device and outputs)");
+}
+
+// Resolves the defaults that depend on other flags and refuses combinations
+// that make no sense, as usage errors naming the flag.
+static void finish_training_flags(TrainConfig& t, const TrainingFlags& f) {
+    OptimizerConfig& o = t.optimizer;
+    o.kind = parse_optimizer_kind(f.optimizer);
+    t.schedule.kind = parse_schedule_kind(f.schedule);
+    const bool sgd = o.kind == OptimizerKind::sgd;
+    auto refuse = [](const CLI::Option* opt, const std::string& why) {
+        throw CLI::ValidationError(opt->get_name(), why);
+    };
+    if (!sgd && f.momentum->count()) refuse(f.momentum, "is for --optimizer sgd; adam has --beta1");
+    if (!sgd && f.nesterov->count()) refuse(f.nesterov, "is for --optimizer sgd");
+    if (sgd && f.nesterov->count() && o.momentum == 0.0) {
+        refuse(f.nesterov, "needs --momentum > 0");
+    }
+    for (const CLI::Option* opt : f.adam) {
+        if (sgd && opt->count()) refuse(opt, "is for --optimizer adam or adamw");
+    }
+    if (o.momentum >= 1.0) refuse(f.momentum, "must be below 1");
+    if (o.beta1 >= 1.0 || o.beta2 >= 1.0) refuse(f.adam[o.beta1 >= 1.0 ? 0 : 1], "must be below 1");
+    if (o.kind == OptimizerKind::adamw && !f.weight_decay->count()) o.weight_decay = 0.01;
+
+    const ScheduleKind s = t.schedule.kind;
+    if (s != ScheduleKind::step && f.gamma->count()) refuse(f.gamma, "is for --schedule step");
+    if (s != ScheduleKind::step && f.step_size->count()) {
+        refuse(f.step_size, "is for --schedule step");
+    }
+    if (s == ScheduleKind::step && !f.step_size->count()) {
+        throw CLI::ValidationError("--schedule", "step needs --step-size N (epochs per decay)");
+    }
+    if (s != ScheduleKind::onecycle && f.warmup_pct->count()) {
+        refuse(f.warmup_pct, "is for --schedule onecycle");
+    }
+    const double warmup = t.schedule.warmup_pct;
+    if (s == ScheduleKind::onecycle && !(warmup > 0.0 && warmup < 1.0)) {
+        refuse(f.warmup_pct, "must lie strictly between 0 and 1");
+    }
+    if (!schedule_depends_on_epochs(s) && f.schedule_epochs->count()) {
+        refuse(f.schedule_epochs, "is for --schedule cosine or onecycle");
+    }
+    if (s == ScheduleKind::onecycle && t.span_epochs() < t.epochs) {
+        refuse(f.schedule_epochs, "is below --epochs; a one-cycle schedule cannot run past its "
+                                  "end");
+    }
+    if (t.checkpoint_every > 0 && t.checkpoint_path.empty()) {
+        t.checkpoint_path =
+            t.save_model_path.empty() ? "checkpoint.safetensors" : t.save_model_path;
+    }
+    try {
+        check_optimizer_config(o);
+    } catch (const Error& e) {
+        throw CLI::ValidationError(e.what());
+    }
+}
+
+static std::string describe_training(const TrainConfig& t) {
+    std::ostringstream s;
+    const OptimizerConfig& o = t.optimizer;
+    s << "optimizer: " << to_string(o.kind);
+    if (o.momentum != 0.0) s << " momentum " << o.momentum << (o.nesterov ? " nesterov" : "");
+    if (o.kind != OptimizerKind::sgd) s << " betas " << o.beta1 << "," << o.beta2;
+    if (o.weight_decay != 0.0) s << " weight_decay " << o.weight_decay;
+    s << ", schedule " << to_string(t.schedule.kind);
+    if (schedule_depends_on_epochs(t.schedule.kind)) s << " over " << t.span_epochs() << " epochs";
+    if (t.augment_shift > 0) s << ", random shifts up to " << t.augment_shift << " px";
+    return s.str();
 }
 
 static int run_train(const TrainConfig& config, std::ostream& out) {
@@ -79,7 +227,11 @@ static int run_train(const TrainConfig& config, std::ostream& out) {
     options.cpu_threads = config.threads;
     // Per-step progress lines need the host between steps, which a replayed
     // graph does not give.
-    options.use_graph = config.use_graph && config.log_interval == 0;
+    // The CPU has nothing to record, and stepping one by one lets a signal
+    // take effect after the current step.
+    options.use_graph = config.use_graph && config.log_interval == 0 && device.cuda;
+    options.optimizer = config.optimizer;
+    options.on_nan = config.on_nan;
     auto trainer = make_trainer(device, shape, data, options);
     trainer->set_params(init_params(shape, config.seed));
 
@@ -89,8 +241,16 @@ static int run_train(const TrainConfig& config, std::ostream& out) {
         << data.train.images.n_cols << ", " << data.n_classes << " classes)\n"
         << "model: " << shape.to_string() << " (" << shape.n_params() << " parameters), "
         << "batch " << config.batch_size << ", lr " << config.lr << ", seed " << config.seed
-        << "\n";
-    const auto records = run_training(*trainer, config, data.name, out);
+        << "\n"
+        << describe_training(config) << "\n";
+    std::vector<EpochRecord> records;
+    try {
+        const InterruptHandlers handlers;
+        records = run_training(*trainer, config, data.name, out);
+    } catch (const Interrupted& e) {
+        out << "mlptrain: " << e.what() << std::endl;
+        return 128 + e.signal();
+    }
     if (!records.empty()) {
         char line[128];
         std::snprintf(line, sizeof line, "final test_acc %.2f%% test_loss %.6f",
@@ -110,7 +270,7 @@ struct EvalConfig {
 };
 
 static int run_eval(const EvalConfig& config, std::ostream& out) {
-    const ModelFile model = load_model(config.model_path);
+    const ModelFile model = load_model(config.model_path, config.data.max_input_bytes());
     const DeviceChoice device = choose_device(config.device);
     const Dataset data = open_dataset(config.data);
     TrainerOptions options;
@@ -204,6 +364,16 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
     train_cmd->add_option("--metrics", train.metrics_path, "write one JSON object per epoch");
     train_cmd->add_option("--save-model", train.save_model_path,
                           "write the trained model (safetensors)");
+    train_cmd
+        ->add_option("--on-nan", train.on_nan,
+                     "a step with a non-finite loss or gradient: stop (keep the last good "
+                     "checkpoint, exit 1) or skip-batch (skip its update, count it)")
+        ->transform(CLI::CheckedTransformer(
+            std::map<std::string, NanPolicy>{{"stop", NanPolicy::stop},
+                                             {"skip-batch", NanPolicy::skip_batch}}))
+        ->default_str("stop");
+    TrainingFlags training_flags;
+    add_training_flags(train_cmd, train, training_flags);
 
     EvalConfig eval;
     CLI::App* eval_cmd = app.add_subcommand("eval", "evaluate a saved model on a test set");
@@ -219,17 +389,22 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
         ->check(CLI::NonNegativeNumber);
     eval_cmd->add_flag("--json", eval.json, "print the results as JSON");
 
+    PredictConfig predict;
+    CLI::App* predict_cmd = add_predict_command(app, predict);
+
     // CLI11 reports a misspelt command as a missing one; name it instead.
     const auto is_command = [&](const CLI::App* cmd) { return cmd->get_name() == argv[1]; };
     const auto commands = app.get_subcommands([](CLI::App*) { return true; });
     if (argc > 1 && argv[1][0] != '-' &&
         std::none_of(commands.begin(), commands.end(), is_command)) {
-        err << "mlptrain: unknown command '" << argv[1] << "' (use train or eval; --help)\n";
+        err << "mlptrain: unknown command '" << argv[1]
+            << "' (use train, eval or predict; --help)\n";
         return 2;
     }
     try {
         app.parse(argc, argv);
         train.hidden = parse_hidden(hidden_text);
+        if (train_cmd->parsed()) finish_training_flags(train, training_flags);
     } catch (const CLI::CallForHelp&) {
         out << app.help();
         return 0;
@@ -243,6 +418,7 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
 
     try {
         if (train_cmd->parsed()) return run_train(train, out);
+        if (predict_cmd->parsed()) return run_predict(predict, out);
         return run_eval(eval, out);
     } catch (const std::exception& e) {
         out.flush();

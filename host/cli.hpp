@@ -1,4 +1,4 @@
-// The mlptrain command line: subcommands train and eval. Returns the process
+// The mlptrain command line: subcommands train, eval and predict. Returns the process
 // exit code: 0 success, 1 runtime failure (bad data, CUDA error), 2 usage
 // error (unknown flag, bad value).
 #pragma once

@@ -54,7 +54,9 @@ Dataset open_dataset(const DataConfig& config, std::string* where) {
         }
         const std::string name = fs::path(config.data_dir).lexically_normal().filename();
         if (where) *where = config.data_dir;
-        return subset(load_dataset(config.data_dir, name.empty() ? "data" : name), config);
+        return subset(load_dataset(config.data_dir, name.empty() ? "data" : name,
+                                   config.max_input_bytes()),
+                      config);
     }
     const std::string data_dir = project_data_dir();
     std::string dir = find_dataset_dir(config.dataset, data_dir);
@@ -67,7 +69,7 @@ Dataset open_dataset(const DataConfig& config, std::string* where) {
                     " [--mirror DIR], or pass --data DIR");
     }
     if (where) *where = dir;
-    return subset(load_dataset(dir, config.dataset), config);
+    return subset(load_dataset(dir, config.dataset, config.max_input_bytes()), config);
 }
 
 }  // namespace mlp

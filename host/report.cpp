@@ -19,6 +19,8 @@ std::string format_epoch_line(const EpochRecord& r, int64_t n_epochs) {
 nlohmann::json epoch_json(const EpochRecord& r) {
     return {{"epoch", r.epoch},
             {"lr", r.lr},
+            {"lr_last", r.lr_last},
+            {"grad_norm", r.train.grad_norm},
             {"loss", r.train.loss},
             {"train_accuracy", r.train.accuracy},
             {"test_loss", r.test.loss},

@@ -1,6 +1,9 @@
 #include "host/rng.hpp"
 
 #include <cmath>
+#include <string>
+
+#include "host/error.hpp"
 
 namespace mlp {
 
@@ -63,6 +66,17 @@ std::vector<int32_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch) 
         std::swap(perm[size_t(i)], perm[size_t(j)]);
     }
     return perm;
+}
+
+std::vector<int8_t> epoch_shifts(int64_t n, int max_shift, uint64_t seed, int64_t epoch) {
+    if (max_shift < 0 || max_shift > 127) {
+        throw Error("augmentation shift " + std::to_string(max_shift) + " is outside [0, 127]");
+    }
+    std::vector<int8_t> shifts(static_cast<size_t>(2 * n));
+    Rng rng(seed, k_stream_shift_base + uint64_t(epoch));
+    const uint64_t n_values = uint64_t(2 * max_shift + 1);
+    for (int8_t& d : shifts) d = int8_t(int(rng.below(n_values)) - max_shift);
+    return shifts;
 }
 
 }  // namespace mlp

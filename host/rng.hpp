@@ -27,11 +27,19 @@ private:
 enum RngStream : uint64_t {
     k_stream_init = 1,
     k_stream_epoch_base = 1000,  // epoch e uses k_stream_epoch_base + e
+    // Epoch e's augmentation shifts use k_stream_shift_base + e; far above any
+    // epoch count, so the two families never meet.
+    k_stream_shift_base = uint64_t(1) << 40,
 };
 
 // Order of the training samples in epoch `epoch` (0-based): a Fisher-Yates
 // shuffle drawn from its own stream, so epoch e's order is a pure function of
 // (seed, e) and a resumed run reproduces it without saved RNG state.
 std::vector<int32_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch);
+
+// Random translations for epoch `epoch`: 2 * n values, (dx, dy) for each
+// position of the epoch order, each uniform in [-max_shift, max_shift]; like
+// the order, a pure function of (seed, epoch). max_shift must lie in [0, 127].
+std::vector<int8_t> epoch_shifts(int64_t n, int max_shift, uint64_t seed, int64_t epoch);
 
 }  // namespace mlp

@@ -181,7 +181,7 @@ std::string encode_safetensors(const ModelShape& shape, const std::vector<float>
 
 // nlohmann's message without its "[json.exception...] " tag, and with the raw header bytes it
 // quotes made printable, since they may be anything.
-static std::string parse_error_text(const json::parse_error& e) {
+static std::string parse_error_text(const json::exception& e) {
     std::string text = e.what();
     size_t tag_end = text.find("] ");
     if (text.rfind("[json.exception.", 0) == 0 && tag_end != std::string::npos) {
@@ -229,6 +229,10 @@ static json parse_header(const char* first, const char* last, const std::string&
         throw DataError(path, d.what);
     } catch (const json::parse_error& e) {
         throw DataError(path, "header is not valid JSON: " + parse_error_text(e));
+    } catch (const json::exception& e) {
+        // Valid JSON that nlohmann cannot hold, e.g. a number beyond double's range (found by
+        // fuzzing: it escaped as a non-mlp exception).
+        throw DataError(path, "header cannot be parsed: " + parse_error_text(e));
     }
 }
 
@@ -339,7 +343,10 @@ static Placed check_tensor(const json& entry, const TensorSpec& spec, uint64_t d
     return p;
 }
 
-ModelFile decode_safetensors(const std::string& bytes, const std::string& path) {
+// The 8-byte length and the JSON header after it, checked against the bytes present; sets
+// *header_bytes_out to the header's length.
+static json read_header(const std::string& bytes, const std::string& path,
+                        uint64_t* header_bytes_out) {
     const uint64_t file_bytes = bytes.size();
     if (file_bytes < k_header_length_bytes) {
         throw DataError(path, "file is " + std::to_string(file_bytes) +
@@ -358,8 +365,17 @@ ModelFile decode_safetensors(const std::string& bytes, const std::string& path) 
                                   std::to_string(file_bytes - k_header_length_bytes) + " bytes)");
     }
     const char* header_begin = bytes.data() + k_header_length_bytes;
-    const json header = parse_header(header_begin, header_begin + header_bytes, path);
+    json header = parse_header(header_begin, header_begin + header_bytes, path);
     if (!header.is_object()) throw DataError(path, "header is not a JSON object");
+    *header_bytes_out = header_bytes;
+    return header;
+}
+
+ModelFile decode_safetensors(const std::string& bytes, const std::string& path) {
+    const uint64_t file_bytes = bytes.size();
+    const auto* raw = reinterpret_cast<const unsigned char*>(bytes.data());
+    uint64_t header_bytes = 0;
+    const json header = read_header(bytes, path, &header_bytes);
 
     auto meta_it = header.find("__metadata__");
     if (meta_it == header.end()) throw DataError(path, "header has no __metadata__");
@@ -436,6 +452,160 @@ void save_model(const std::string& path, const ModelShape& shape, const std::vec
 
 ModelFile load_model(const std::string& path, uint64_t limit_bytes) {
     return decode_safetensors(read_file(path, limit_bytes), path);
+}
+
+static uint64_t element_count(const std::vector<uint64_t>& shape, bool* overflow) {
+    uint64_t n = 1;
+    for (uint64_t d : shape) *overflow |= __builtin_mul_overflow(n, d, &n);
+    return n;
+}
+
+std::string encode_tensors(const std::vector<NamedTensor>& tensors,
+                           const std::map<std::string, std::string>& metadata) {
+    nlohmann::ordered_json header = nlohmann::ordered_json::object();
+    nlohmann::ordered_json meta = nlohmann::ordered_json::object();
+    for (const auto& kv : metadata) meta[kv.first] = kv.second;
+    header["__metadata__"] = std::move(meta);
+    uint64_t offset = 0;
+    for (const NamedTensor& t : tensors) {
+        bool overflow = false;
+        const uint64_t n = element_count(t.shape, &overflow);
+        if (overflow || n != t.values.size()) {
+            throw Error("cannot encode tensor " + quoted(t.name) + ": " +
+                        std::to_string(t.values.size()) + " values for shape " +
+                        shape_text(t.shape));
+        }
+        if (t.name == "__metadata__" || header.contains(t.name)) {
+            throw Error("cannot encode tensor " + quoted(t.name) + ": name used twice");
+        }
+        nlohmann::ordered_json entry = nlohmann::ordered_json::object();
+        entry["dtype"] = "F32";
+        entry["shape"] = t.shape;
+        entry["data_offsets"] = nlohmann::ordered_json::array({offset, offset + n * k_f32_bytes});
+        header[t.name] = std::move(entry);
+        offset += n * k_f32_bytes;
+    }
+    std::string header_text;
+    try {
+        header_text = header.dump();
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(std::string("cannot encode tensor file metadata: ") + e.what());
+    }
+    while (header_text.size() % 8 != 0) header_text.push_back(' ');
+    std::string out;
+    out.reserve(k_header_length_bytes + header_text.size() + offset);
+    put_le64(out, header_text.size());
+    out += header_text;
+    for (const NamedTensor& t : tensors) {
+        for (float v : t.values) {
+            uint32_t bits;
+            std::memcpy(&bits, &v, sizeof bits);
+            put_le32(out, bits);
+        }
+    }
+    return out;
+}
+
+TensorFile decode_tensors(const std::string& bytes, const std::string& path) {
+    uint64_t header_bytes = 0;
+    const json header = read_header(bytes, path, &header_bytes);
+    const uint64_t data_bytes = bytes.size() - k_header_length_bytes - header_bytes;
+    TensorFile file;
+    struct Entry {
+        uint64_t begin, end;
+        NamedTensor tensor;
+    };
+    std::vector<Entry> entries;
+    for (const auto& kv : header.items()) {
+        if (kv.key() == "__metadata__") {
+            if (!kv.value().is_object()) throw DataError(path, "__metadata__ is not a JSON object");
+            for (const auto& m : kv.value().items()) {
+                if (!m.value().is_string()) {
+                    throw DataError(path, "__metadata__ value of " + quoted(m.key()) +
+                                              " is not a string: " + dumped(m.value()));
+                }
+                file.metadata[m.key()] = m.value().get<std::string>();
+            }
+            continue;
+        }
+        const std::string tensor = "tensor " + quoted(kv.key());
+        const json& e = kv.value();
+        if (!e.is_object()) throw DataError(path, tensor + " is not a JSON object");
+        for (const char* field : {"dtype", "shape", "data_offsets"}) {
+            if (!e.contains(field)) throw DataError(path, tensor + " has no " + field);
+        }
+        if (!e["dtype"].is_string() || e["dtype"].get_ref<const std::string&>() != "F32") {
+            throw DataError(path, tensor + " has dtype " + dumped(e["dtype"]) +
+                                      ", expected \"F32\"");
+        }
+        const json& shape = e["shape"];
+        Entry entry;
+        entry.tensor.name = kv.key();
+        bool ok = shape.is_array() && shape.size() <= 8;
+        for (size_t i = 0; ok && i < shape.size(); ++i) {
+            ok = shape[i].is_number_unsigned();
+            if (ok) entry.tensor.shape.push_back(shape[i].get<uint64_t>());
+        }
+        if (!ok) {
+            throw DataError(path, tensor + " has shape " + dumped(shape) +
+                                      ", expected up to 8 non-negative integers");
+        }
+        const json& offsets = e["data_offsets"];
+        if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
+            !offsets[1].is_number_unsigned()) {
+            throw DataError(path, tensor + " has data_offsets " + dumped(offsets) +
+                                      ", expected two non-negative integers [begin, end]");
+        }
+        entry.begin = offsets[0].get<uint64_t>();
+        entry.end = offsets[1].get<uint64_t>();
+        const std::string range =
+            "[" + std::to_string(entry.begin) + ", " + std::to_string(entry.end) + "]";
+        if (entry.end < entry.begin || entry.end > data_bytes) {
+            throw DataError(path, tensor + " has data_offsets " + range +
+                                      " outside the data (" + std::to_string(data_bytes) +
+                                      " bytes)");
+        }
+        bool overflow = false;
+        uint64_t want = element_count(entry.tensor.shape, &overflow);
+        overflow |= __builtin_mul_overflow(want, k_f32_bytes, &want);
+        if (overflow || entry.end - entry.begin != want) {
+            throw DataError(path, tensor + " has " + std::to_string(entry.end - entry.begin) +
+                                      " bytes of data, but shape " +
+                                      shape_text(entry.tensor.shape) + " of F32 needs " +
+                                      (overflow ? std::string("more than 2^64") :
+                                                  std::to_string(want)));
+        }
+        entries.push_back(std::move(entry));
+    }
+    std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+        return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+    });
+    uint64_t at = 0;
+    for (const Entry& e : entries) {
+        if (e.begin != at) {
+            throw DataError(path, "data_offsets are not contiguous: tensor " +
+                                      quoted(e.tensor.name) + " starts at " +
+                                      std::to_string(e.begin) + ", expected " +
+                                      std::to_string(at));
+        }
+        at = e.end;
+    }
+    if (at != data_bytes) {
+        throw DataError(path, std::to_string(data_bytes - at) +
+                                  " trailing bytes after the last tensor");
+    }
+    // Every size is now backed by bytes in the file.
+    const auto* data = reinterpret_cast<const unsigned char*>(bytes.data()) +
+                       k_header_length_bytes + header_bytes;
+    for (Entry& e : entries) {
+        const uint64_t n = (e.end - e.begin) / k_f32_bytes;
+        e.tensor.values.resize(size_t(n));
+        for (uint64_t i = 0; i < n; ++i) {
+            e.tensor.values[size_t(i)] = get_le_f32(data + e.begin + i * k_f32_bytes);
+        }
+        file.tensors.push_back(std::move(e.tensor));
+    }
+    return file;
 }
 
 }  // namespace mlp

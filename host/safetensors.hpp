@@ -42,4 +42,28 @@ void save_model(const std::string& path, const ModelShape& shape, const std::vec
 
 ModelFile load_model(const std::string& path, uint64_t limit_bytes = uint64_t(1) << 32);
 
+// Files other than a model (the optimizer state beside a checkpoint) hold any set of F32 tensors.
+struct NamedTensor {
+    std::string name;
+    std::vector<uint64_t> shape;
+    std::vector<float> values;  // row-major; as many as the shape's product
+};
+
+struct TensorFile {
+    std::vector<NamedTensor> tensors;  // in the order of their data
+    std::map<std::string, std::string> metadata;
+};
+
+// The tensors in the given order, F32 little-endian, header padded to 8 bytes like
+// encode_safetensors. Throws Error when a tensor's value count does not match its shape, a name
+// repeats or is "__metadata__", or a metadata string is not valid UTF-8.
+std::string encode_tensors(const std::vector<NamedTensor>& tensors,
+                           const std::map<std::string, std::string>& metadata);
+
+// Strict inverse of encode_tensors, with the checks of decode_safetensors that do not depend on
+// a model: every tensor F32 with 4 x (product of its shape) bytes, the data tiled from offset 0
+// without gaps or overlaps, no trailing bytes, string metadata. Each defect throws a DataError
+// naming `path` and the defect; which tensors must be present is the caller's business.
+TensorFile decode_tensors(const std::string& bytes, const std::string& path);
+
 }  // namespace mlp

@@ -6,6 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "host/nan_policy.hpp"
+#include "host/optimizer.hpp"
+#include "host/schedule.hpp"
+
 namespace mlp {
 
 struct DataConfig {
@@ -14,6 +18,10 @@ struct DataConfig {
     bool fetch = true;              // run data/fetch when the named set is not found
     int64_t train_samples = 0;      // use only the first N training samples; 0 = all
     int64_t test_samples = 0;       // use only the first N test samples; 0 = all
+    // --max-input-mb: a data file (decoded) or model file above this is refused before it is
+    // loaded, so a hostile header or gzip bomb cannot exhaust memory.
+    int64_t max_input_mb = 4096;
+    uint64_t max_input_bytes() const { return uint64_t(max_input_mb) << 20; }
 };
 
 struct TrainConfig {
@@ -30,6 +38,17 @@ struct TrainConfig {
     int threads = 0;                // CPU threads; 0 = library default
     std::string metrics_path;       // JSON lines, one object per epoch
     std::string save_model_path;    // safetensors written at the end
+    OptimizerConfig optimizer;      // --optimizer, --momentum, --nesterov, --weight-decay, --beta*
+    ScheduleConfig schedule;        // --schedule, --gamma, --step-size, --warmup-pct
+    int64_t schedule_epochs = 0;    // cosine, onecycle: epochs the schedule spans; 0 = epochs
+    int augment_shift = 0;          // random shifts of up to N pixels per axis; 0 = off
+    std::string checkpoint_path;    // model + optimizer state, resumable; empty = none
+    int64_t checkpoint_every = 0;   // epochs between checkpoints; 0 = after the last only
+    std::string resume_path;        // continue from this checkpoint
+    NanPolicy on_nan = NanPolicy::stop;  // --on-nan stop|skip-batch
+
+    // The total the schedule is laid out over.
+    int64_t span_epochs() const { return schedule_epochs > 0 ? schedule_epochs : epochs; }
 };
 
 }  // namespace mlp

@@ -76,11 +76,31 @@ TEST_F(Cli, TrainPrintsOneStableLinePerEpoch) {
         const auto j = nlohmann::json::parse(l);
         EXPECT_EQ(j.at("epoch").get<int>(), ++n_json);
         for (const char* key : {"loss", "train_accuracy", "test_loss", "test_accuracy",
-                                "epoch_time_s", "samples_per_s", "lr"}) {
+                                "epoch_time_s", "samples_per_s", "lr", "lr_last",
+                                "grad_norm"}) {
             EXPECT_TRUE(j.contains(key)) << key;
         }
     }
     EXPECT_EQ(n_json, 3);
+}
+
+TEST_F(Cli, MetricsCarryTheScheduledLearningRateAndGradientNorm) {
+    const auto r = run({"train", "--data", data(), "--device", "cpu", "--epochs", "2",
+                        "--hidden", "8", "--batch-size", "16", "--schedule", "step",
+                        "--step-size", "1", "--gamma", "0.5", "--lr", "0.2", "--metrics",
+                        path("m.jsonl")});
+    ASSERT_EQ(r.code, 0) << r.err;
+    std::ifstream metrics(path("m.jsonl"));
+    std::vector<nlohmann::json> epochs;
+    for (std::string l; std::getline(metrics, l);) epochs.push_back(nlohmann::json::parse(l));
+    ASSERT_EQ(epochs.size(), 2u);
+    EXPECT_NEAR(epochs[0].at("lr").get<double>(), 0.2, 1e-7);
+    EXPECT_NEAR(epochs[1].at("lr").get<double>(), 0.1, 1e-7);
+    EXPECT_NEAR(epochs[1].at("lr_last").get<double>(), 0.1, 1e-7);
+    for (const auto& j : epochs) {
+        EXPECT_GT(j.at("grad_norm").get<double>(), 0.0);
+        EXPECT_LT(j.at("grad_norm").get<double>(), 100.0);
+    }
 }
 
 TEST_F(Cli, SavedModelEvaluatesToTheSameAccuracy) {

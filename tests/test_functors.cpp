@@ -10,6 +10,7 @@
 #include "cuda/ops/bias_act.hpp"
 #include "cuda/ops/bias_grad.hpp"
 #include "cuda/ops/gather.hpp"
+#include "cuda/ops/grad_norm.hpp"
 #include "cuda/ops/relu_backward.hpp"
 #include "cuda/ops/sgd_update.hpp"
 #include "cuda/ops/softmax_xent.hpp"
@@ -95,6 +96,77 @@ TEST(Gather, ReadsThroughPermutationAndScales) {
     EXPECT_FLOAT_EQ(x[3], 1.0f);
 }
 
+// Three 3x4 images; the byte value encodes (sample, row, col) so any misplaced
+// read shows up.
+std::vector<uint8_t> coded_images() {
+    std::vector<uint8_t> images;
+    for (int s = 0; s < 3; ++s)
+        for (int r = 0; r < 3; ++r)
+            for (int c = 0; c < 4; ++c) images.push_back(uint8_t(1 + 100 * s + 10 * r + c));
+    return images;
+}
+
+TEST(Gather, ZeroShiftEqualsPlainGather) {
+    const auto images = coded_images();
+    const std::vector<int32_t> perm = {2, 0, 1};
+    const std::vector<int8_t> zero(6, 0);
+    std::vector<float> plain(24), shifted(24, -1.0f);
+    CpuBackend().for_each(24, GatherFunctor{plain.data(), images.data(), perm.data(), 1, 12});
+    CpuBackend().for_each(24, GatherFunctor{shifted.data(), images.data(), perm.data(), 1, 12,
+                                            zero.data(), 3, 4});
+    EXPECT_EQ(shifted, plain);
+}
+
+TEST(Gather, ShiftMovesPixelsAndFillsWithZero) {
+    const auto images = coded_images();
+    const std::vector<int32_t> perm = {1, 2};
+    // Position 0 (sample 1): right 1, down 2; position 1 (sample 2): left 1, up 1.
+    const std::vector<int8_t> shifts = {1, 2, -1, -1};
+    std::vector<float> x(24, -1.0f);
+    CpuBackend().for_each(24, GatherFunctor{x.data(), images.data(), perm.data(), 0, 12,
+                                            shifts.data(), 3, 4});
+    auto at = [&](int s, int r, int c) { return x[size_t(s * 12 + r * 4 + c)] * 255.0f; };
+    // Sample 1's pixel (0, 0) lands at (2, 1); row 0-1 and column 0 come from outside.
+    EXPECT_FLOAT_EQ(at(0, 2, 1), 101.0f);
+    EXPECT_FLOAT_EQ(at(0, 2, 3), 103.0f);
+    for (int c = 0; c < 4; ++c) EXPECT_EQ(at(0, 0, c), 0.0f) << c;
+    EXPECT_EQ(at(0, 2, 0), 0.0f);
+    // Sample 2's pixel (1, 1) lands at (0, 0); the last row and column are empty.
+    EXPECT_FLOAT_EQ(at(1, 0, 0), 212.0f);
+    EXPECT_FLOAT_EQ(at(1, 1, 2), 224.0f);
+    EXPECT_EQ(at(1, 2, 0), 0.0f);
+    EXPECT_EQ(at(1, 0, 3), 0.0f);
+}
+
+TEST(Gather, ShiftsAreReadAtThePositionInTheEpoch) {
+    const auto images = coded_images();
+    const std::vector<int32_t> perm = {0, 1, 2};
+    const std::vector<int8_t> shifts = {0, 0, 0, 0, 0, 1};  // only position 2 moves down
+    std::vector<float> x(12);
+    CpuBackend().for_each(12, GatherFunctor{x.data(), images.data(), perm.data(), 2, 12,
+                                            shifts.data(), 3, 4});
+    EXPECT_EQ(x[0], 0.0f);
+    EXPECT_FLOAT_EQ(x[4] * 255.0f, 201.0f);
+}
+
+TEST(GradNorm, PartsThenSumGiveTheSquaredNorm) {
+    for (int64_t n : {1, 5, 256, 1000, 109386}) {
+        std::vector<float> g(static_cast<size_t>(n));
+        double expected = 0.0;
+        for (size_t i = 0; i < g.size(); ++i) {
+            g[i] = std::sin(float(i) * 0.37f) * 0.01f;
+            expected += double(g[i]) * double(g[i]);
+        }
+        const int64_t n_parts = 256;
+        std::vector<float> parts(n_parts, -1.0f);
+        float out = -1.0f;
+        CpuBackend be;
+        be.for_each(n_parts, SquaredNormPartsFunctor{parts.data(), g.data(), n, n_parts});
+        be.for_each(1, SumPartsFunctor{&out, parts.data(), n_parts});
+        EXPECT_NEAR(out, expected, 1e-5 * expected) << n;
+    }
+}
+
 TEST(BiasAct, AddsBiasPerFeatureAndClamps) {
     std::vector<float> z = {1.0f, -1.0f, 0.5f, 2.0f, -3.0f, 0.0f};  // 2 samples x 3
     const std::vector<float> b = {-2.0f, 0.5f, 1.0f};
@@ -143,6 +215,41 @@ TEST(CpuBackend, ParallelForEachCoversEveryIndexOnce) {
     int* h = hits.data();
     CpuBackend().for_each(n, [h](int64_t i) { h[i] += 1; });
     for (int v : hits) ASSERT_EQ(v, 1);
+}
+
+TEST(CpuBackend, ForEach2dCoversEveryCellOnce) {
+    for (int64_t n_rows : {int64_t(3), CpuBackend::k_parallel_threshold / 7 + 5}) {
+        const int64_t n_cols = 9;  // with the larger n_rows, above the threading cutoff
+        std::vector<int> hits(size_t(n_rows * n_cols), 0);
+        int* h = hits.data();
+        CpuBackend().for_each_2d(n_rows, n_cols,
+                                 [h, n_cols](int64_t r, int64_t c) { h[r * n_cols + c] += 1; });
+        for (int v : hits) ASSERT_EQ(v, 1) << n_rows;
+    }
+}
+
+// The engine launches gather and bias+ReLU with two indices (sample, feature);
+// the flat form, f(i), must give the same values.
+TEST(ForEach2d, GatherAndBiasActMatchTheirFlatForm) {
+    const auto images = coded_images();
+    const std::vector<int32_t> perm = {2, 0, 1};
+    const std::vector<int8_t> shifts = {1, 2, -1, -1, 0, 1};
+    for (const int8_t* s : {static_cast<const int8_t*>(nullptr), shifts.data()}) {
+        std::vector<float> flat(24, -1.0f), two(24, -2.0f);
+        CpuBackend().for_each(
+            24, GatherFunctor{flat.data(), images.data(), perm.data(), 1, 12, s, 3, 4});
+        CpuBackend().for_each_2d(
+            2, 12, GatherFunctor{two.data(), images.data(), perm.data(), 1, 12, s, 3, 4});
+        EXPECT_EQ(two, flat) << (s ? "shifted" : "plain");
+    }
+    for (bool relu : {false, true}) {
+        std::vector<float> flat = {1.0f, -1.0f, 0.5f, 2.0f, -3.0f, 0.0f};
+        std::vector<float> two = flat;
+        const std::vector<float> b = {-2.0f, 0.5f, 1.0f};
+        CpuBackend().for_each(6, BiasActFunctor{flat.data(), b.data(), 3, relu});
+        CpuBackend().for_each_2d(2, 3, BiasActFunctor{two.data(), b.data(), 3, relu});
+        EXPECT_EQ(two, flat) << relu;
+    }
 }
 
 }  // namespace

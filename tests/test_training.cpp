@@ -104,6 +104,27 @@ TEST(Determinism, SameSeedGivesIdenticalParameters) {
     EXPECT_NE(a, run(43));
 }
 
+TEST(Augmentation, ZeroShiftsTrainLikeNoShifts) {
+    const Dataset data = test::synthetic_dataset(100, 10, 4, 5, 3);
+    const ModelShape shape({20, 8, 3});
+    auto run = [&](bool zero_shifts, int max_shift) {
+        TrainerOptions options;
+        options.batch_size = 16;
+        auto trainer = make_cpu_trainer(shape, data, options);
+        trainer->set_params(init_params(shape, 5));
+        EpochPlan plan;
+        plan.perm = epoch_permutation(100, 5, 0);
+        plan.lr.assign(size_t(trainer->steps_per_epoch()), 0.1);
+        if (zero_shifts) plan.shifts.assign(200, 0);
+        if (max_shift > 0) plan.shifts = epoch_shifts(100, max_shift, 5, 0);
+        trainer->train_epoch(plan);
+        return trainer->params();
+    };
+    const auto plain = run(false, 0);
+    EXPECT_EQ(run(true, 0), plain);  // bit for bit
+    EXPECT_NE(run(false, 1), plain);
+}
+
 TEST(Trainer, RejectsMismatchedShapesAndOrders) {
     const Dataset data = test::synthetic_dataset(10, 5, 4, 5, 3);
     TrainerOptions options;
@@ -112,6 +133,13 @@ TEST(Trainer, RejectsMismatchedShapesAndOrders) {
     auto trainer = make_cpu_trainer(ModelShape({20, 3}), data, options);
     EXPECT_THROW(trainer->set_params(std::vector<float>(5)), Error);
     EXPECT_THROW(trainer->train_epoch({0, 1, 2}, 0.1f), Error);
+    EpochPlan plan;
+    plan.perm = epoch_permutation(10, 1, 0);
+    plan.lr = {0.1, 0.1};  // one step of 64 holds all 10 samples
+    EXPECT_THROW(trainer->train_epoch(plan), Error);
+    plan.lr = {0.1};
+    plan.shifts = {1, 1};
+    EXPECT_THROW(trainer->train_epoch(plan), Error);
 }
 
 }  // namespace

@@ -13,9 +13,16 @@ struct BiasActFunctor {
     int64_t n_out;
     bool relu;
 
-    MLP_HD void operator()(int64_t i) const {
-        const float v = z[i] + bias[i % n_out];
+    // Sample s, output j; run by Backend::for_each_2d with j as the inner loop.
+    MLP_HD void operator()(int64_t s, int64_t j) const {
+        const int64_t i = s * n_out + j;
+        const float v = z[i] + bias[j];
         z[i] = (relu && !(v > 0.0f)) ? 0.0f : v;
+    }
+
+    MLP_HD void operator()(int64_t i) const {
+        const int64_t s = i / n_out;
+        (*this)(s, i - s * n_out);
     }
 };
 

@@ -11,16 +11,20 @@
 #include <sstream>
 
 #include "cuda/cuda_backend.cuh"
+#include "cuda/ops/adam_update.hpp"
 #include "cuda/ops/bias_act.hpp"
 #include "cuda/ops/bias_grad.hpp"
 #include "cuda/ops/gather.hpp"
+#include "cuda/ops/grad_norm.hpp"
 #include "cuda/ops/relu_backward.hpp"
 #include "cuda/ops/sgd_update.hpp"
 #include "cuda/ops/softmax_xent.hpp"
 #include "host/cli.hpp"
 #include "host/cpu_backend.hpp"
 #include "host/cuda_device.hpp"
+#include "host/optimizer.hpp"
 #include "host/rng.hpp"
+#include "host/train_loop.hpp"
 #include "host/trainer.hpp"
 #include "reference_mlp.hpp"
 #include "synthetic.hpp"
@@ -147,6 +151,113 @@ TEST(CudaKernels, SgdUpdateMatchesCpu) {
     }
 }
 
+TEST(CudaKernels, GatherWithShiftsMatchesCpu) {
+    REQUIRE_GPU();
+    CudaBackend gpu;
+    const std::vector<std::pair<int, int>> sizes = {{28, 28}, {5, 7}, {1, 3}};
+    for (const auto& [rows, cols] : sizes) {
+        const int64_t n_features = int64_t(rows) * cols, n_samples = 37;
+        std::vector<uint8_t> images(static_cast<size_t>(n_samples * n_features));
+        for (size_t i = 0; i < images.size(); ++i) images[i] = uint8_t(i * 31 + 7);
+        const auto perm = epoch_permutation(n_samples, 3, 0);
+        const auto shifts = epoch_shifts(n_samples, 3, 3, 0);
+        const int64_t first = 5, n_batch = 29, n = n_batch * n_features;
+        std::vector<float> cpu(static_cast<size_t>(n));
+        CpuBackend().for_each(n, GatherFunctor{cpu.data(), images.data(), perm.data(), first,
+                                               n_features, shifts.data(), rows, cols});
+        auto d_images = to_device(gpu, images);
+        auto d_perm = to_device(gpu, perm);
+        auto d_shifts = to_device(gpu, shifts);
+        DeviceBuffer<float> d_x(n);
+        gpu.for_each(n, GatherFunctor{d_x.data(), d_images.data(), d_perm.data(), first,
+                                      n_features, d_shifts.data(), rows, cols});
+        EXPECT_EQ(to_host(gpu, d_x), cpu) << rows << "x" << cols;
+    }
+}
+
+TEST(CudaKernels, MomentumSgdUpdateMatchesCpu) {
+    REQUIRE_GPU();
+    CudaBackend gpu;
+    for (int64_t n : k_sizes) {
+        for (bool nesterov : {false, true}) {
+            auto p = random_floats(n, 3);
+            std::vector<float> b(static_cast<size_t>(n), 0.0f);
+            OptimizerConfig config;
+            config.momentum = 0.9;
+            config.nesterov = nesterov;
+            config.weight_decay = 0.01;
+            const auto table = optimizer_steps(config, {0.1, 0.05, 0.2}, 0);
+            auto d_p = to_device(gpu, p);
+            auto d_b = to_device(gpu, b);
+            auto d_table = to_device(gpu, table);
+            for (size_t t = 0; t < table.size(); ++t) {
+                const auto g = random_floats(n, 40 + t);
+                auto d_g = to_device(gpu, g);
+                CpuBackend().for_each(n, SgdUpdateFunctor{p.data(), g.data(),
+                                                          lr_address(&table[t]), b.data(), 0.9f,
+                                                          0.01f, nesterov});
+                gpu.for_each(n, SgdUpdateFunctor{d_p.data(), d_g.data(),
+                                                 lr_address(d_table.data() + t), d_b.data(), 0.9f,
+                                                 0.01f, nesterov});
+            }
+            EXPECT_LT(test::normalised_error(to_host(gpu, d_p), p), 1e-6) << n;
+            EXPECT_LT(test::normalised_error(to_host(gpu, d_b), b), 1e-6) << n;
+        }
+    }
+}
+
+TEST(CudaKernels, AdamUpdateMatchesCpu) {
+    REQUIRE_GPU();
+    CudaBackend gpu;
+    for (int64_t n : k_sizes) {
+        for (bool decoupled : {false, true}) {
+            auto p = random_floats(n, 5);
+            std::vector<float> m(static_cast<size_t>(n), 0.0f), v = m;
+            OptimizerConfig config;
+            config.kind = decoupled ? OptimizerKind::adamw : OptimizerKind::adam;
+            config.weight_decay = 0.01;
+            const auto table = optimizer_steps(config, {1e-3, 3e-3, 2e-3}, 0);
+            auto d_p = to_device(gpu, p);
+            auto d_m = to_device(gpu, m);
+            auto d_v = to_device(gpu, v);
+            auto d_table = to_device(gpu, table);
+            for (size_t t = 0; t < table.size(); ++t) {
+                const auto g = random_floats(n, 50 + t, 0.1f);
+                auto d_g = to_device(gpu, g);
+                CpuBackend().for_each(n, AdamUpdateFunctor{p.data(), g.data(), m.data(), v.data(),
+                                                           &table[t], 0.1f, 0.999f, 0.001f, 1e-8f,
+                                                           0.01f, decoupled});
+                gpu.for_each(n, AdamUpdateFunctor{d_p.data(), d_g.data(), d_m.data(), d_v.data(),
+                                                  d_table.data() + t, 0.1f, 0.999f, 0.001f, 1e-8f,
+                                                  0.01f, decoupled});
+            }
+            EXPECT_LT(test::normalised_error(to_host(gpu, d_p), p), 1e-6) << n;
+            EXPECT_LT(test::normalised_error(to_host(gpu, d_m), m), 1e-6) << n;
+            EXPECT_LT(test::normalised_error(to_host(gpu, d_v), v), 1e-6) << n;
+        }
+    }
+}
+
+TEST(CudaKernels, GradNormMatchesCpu) {
+    REQUIRE_GPU();
+    CudaBackend gpu;
+    const int64_t n_parts = 256;
+    for (int64_t n : k_sizes) {
+        const auto g = random_floats(n, 6, 0.01f);
+        std::vector<float> parts(n_parts);
+        float cpu = 0.0f;
+        CpuBackend().for_each(n_parts,
+                              SquaredNormPartsFunctor{parts.data(), g.data(), n, n_parts});
+        CpuBackend().for_each(1, SumPartsFunctor{&cpu, parts.data(), n_parts});
+        auto d_g = to_device(gpu, g);
+        DeviceBuffer<float> d_parts(n_parts), d_out(1);
+        gpu.for_each(n_parts, SquaredNormPartsFunctor{d_parts.data(), d_g.data(), n, n_parts});
+        gpu.for_each(1, SumPartsFunctor{d_out.data(), d_parts.data(), n_parts});
+        // Same order on both sides; only FMA contraction may differ.
+        EXPECT_NEAR(to_host(gpu, d_out)[0], cpu, 1e-6 * cpu) << n;
+    }
+}
+
 TEST(CudaKernels, SoftmaxXentMatchesCpu) {
     REQUIRE_GPU();
     CudaBackend gpu;
@@ -268,6 +379,86 @@ TEST(CudaTraining, GraphPathEqualsStreamPathBitForBit) {
     const Dataset data = test::synthetic_dataset(1000, 100, 28, 28, 10);
     const ModelShape shape({784, 128, 64, 10});
     EXPECT_EQ(gpu_run(data, shape, true), gpu_run(data, shape, false));
+}
+
+std::unique_ptr<Trainer> trainer_with(bool cuda, const ModelShape& shape, const Dataset& data,
+                                      const OptimizerConfig& optimizer, bool graph = true) {
+    TrainerOptions options;
+    options.batch_size = 64;
+    options.use_graph = graph;
+    options.optimizer = optimizer;
+    auto t = cuda ? make_cuda_trainer(shape, data, options)
+                  : make_cpu_trainer(shape, data, options);
+    t->set_params(init_params(shape, 42));
+    return t;
+}
+
+// AdamW, a one-cycle schedule over 3 epochs and shifts of up to 2 pixels:
+// everything the per-epoch device tables carry.
+EpochPlan recipe_plan(int64_t n_train, int64_t steps, int64_t epoch, bool shifts = true) {
+    TrainConfig config;
+    config.lr = 0.003f;
+    config.epochs = 3;
+    config.schedule.kind = ScheduleKind::onecycle;
+    config.augment_shift = shifts ? 2 : 0;
+    return make_epoch_plan(config, n_train, steps, epoch);
+}
+
+OptimizerConfig recipe_optimizer() {
+    OptimizerConfig o;
+    o.kind = OptimizerKind::adamw;
+    o.weight_decay = 0.01;
+    return o;
+}
+
+TEST(CudaTraining, AdamwOneCycleShiftEpochMatchesCpu) {
+    REQUIRE_GPU();
+    const Dataset data = test::synthetic_dataset(3000, 500, 28, 28, 10);
+    const ModelShape shape({784, 128, 64, 10});
+    auto cpu = trainer_with(false, shape, data, recipe_optimizer());
+    auto gpu = trainer_with(true, shape, data, recipe_optimizer());
+    const EpochPlan plan = recipe_plan(3000, cpu->steps_per_epoch(), 0);
+    const EpochResult c = cpu->train_epoch(plan);
+    const EpochResult g = gpu->train_epoch(plan);
+    EXPECT_NEAR(g.loss, c.loss, 1e-3 * std::abs(c.loss));
+    EXPECT_NEAR(g.grad_norm, c.grad_norm, 1e-3 * c.grad_norm);
+    EXPECT_LT(test::normalised_error(gpu->params(), cpu->params()), 1e-3);
+    const auto cs = cpu->optimizer_state(), gs = gpu->optimizer_state();
+    EXPECT_EQ(gs.step, cs.step);
+    ASSERT_EQ(gs.buffers.size(), 2u);
+    EXPECT_LT(test::normalised_error(gs.buffers[0], cs.buffers[0]), 1e-2);
+}
+
+std::vector<float> gpu_recipe_run(const Dataset& data, const ModelShape& shape, bool graph) {
+    auto t = trainer_with(true, shape, data, recipe_optimizer(), graph);
+    // Shifts on, off, on: the recorded epoch must follow the change.
+    for (int e = 0; e < 3; ++e) {
+        t->train_epoch(recipe_plan(data.train.size(), t->steps_per_epoch(), e, e != 1));
+    }
+    return t->params();
+}
+
+TEST(CudaTraining, RecipeGraphEqualsStreamPathBitForBit) {
+    REQUIRE_GPU();
+    const Dataset data = test::synthetic_dataset(1000, 100, 28, 28, 10);
+    const ModelShape shape({784, 128, 64, 10});
+    EXPECT_EQ(gpu_recipe_run(data, shape, true), gpu_recipe_run(data, shape, false));
+}
+
+TEST(CudaTraining, OptimizerStateRoundTripContinuesBitForBit) {
+    REQUIRE_GPU();
+    const Dataset data = test::synthetic_dataset(1000, 100, 28, 28, 10);
+    const ModelShape shape({784, 128, 64, 10});
+    auto straight = trainer_with(true, shape, data, recipe_optimizer());
+    const int64_t steps = straight->steps_per_epoch();
+    for (int e = 0; e < 3; ++e) straight->train_epoch(recipe_plan(1000, steps, e));
+    auto first = trainer_with(true, shape, data, recipe_optimizer());
+    first->train_epoch(recipe_plan(1000, steps, 0));
+    auto second = trainer_with(true, shape, data, recipe_optimizer());
+    second->set_params(first->params());
+    second->set_optimizer_state(first->optimizer_state());
+    for (int e = 1; e < 3; ++e) second->train_epoch(recipe_plan(1000, steps, e));
+    EXPECT_EQ(second->params(), straight->params());
 }
 
 double gpu_final_accuracy(const std::string& dir) {

@@ -1,0 +1,287 @@
+// mlptrain-bench: end-to-end training throughput of the production Trainer
+// at several batch sizes. Per configuration it trains the default model from
+// the seed's initial weights for --epochs epochs, leaves the first --warmup
+// out (graph recording, cold caches, page faults), and reports the median
+// epoch time, samples/s, time per step and the test accuracy reached, so a
+// fast but broken run shows. The JSON it writes has the schema of the Python
+// baselines (benchmarks/baselines/common.py), one object per configuration.
+//
+// An epoch is timed as the product runs it: uploading the epoch's order, every
+// step, and reading back the per-sample loss and predictions. CUDA events
+// time it on the GPU, a steady clock on the CPU (Trainer::time_seconds).
+// Evaluation on the test set happens after each epoch, outside the timing.
+#include <cblas.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "host/atomic_file.hpp"
+#include "host/data_source.hpp"
+#include "host/device_select.hpp"
+#include "host/error.hpp"
+#include "host/model.hpp"
+#include "host/report.hpp"
+#include "host/rng.hpp"
+#include "host/train_config.hpp"
+#include "host/trainer.hpp"
+
+#ifndef MLPTRAIN_VERSION
+#define MLPTRAIN_VERSION "unknown"
+#endif
+
+namespace mlp {
+
+struct BenchConfig {
+    DataConfig data;
+    std::string device = "auto";
+    std::vector<int64_t> batch_sizes = {64, 256, 1024, 8192};
+    std::vector<int64_t> hidden = {128, 64};
+    int64_t epochs = 4;  // including the warm-up, as the baselines count them
+    int64_t warmup = 1;
+    int threads = 0;
+    bool use_graph = true;
+    float lr = 0.1f;
+    uint64_t seed = 42;
+    std::string json_path;
+};
+
+struct BenchResult {
+    int64_t batch_size = 0;
+    int threads = 0;  // CPU threads the backend used; 0 on the GPU
+    std::string device_name;
+    std::vector<double> epoch_seconds;
+    double median_s = 0.0;
+    double samples_per_s = 0.0;
+    double step_us = 0.0;
+    double test_accuracy = 0.0;
+    double final_loss = 0.0;
+};
+
+static double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// "64,256" -> {64, 256}; throws CLI::ValidationError naming the flag.
+static std::vector<int64_t> parse_sizes(const std::string& text, const std::string& flag) {
+    std::vector<int64_t> sizes;
+    std::stringstream ss(text);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        size_t used = 0;
+        long long v = 0;
+        try {
+            v = std::stoll(item, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (item.empty() || used != item.size() || v <= 0 || v > (1 << 20)) {
+            throw CLI::ValidationError(flag, "'" + text +
+                                                 "' is not a comma-separated list of positive "
+                                                 "sizes up to 1048576");
+        }
+        sizes.push_back(v);
+    }
+    if (sizes.empty()) throw CLI::ValidationError(flag, "needs at least one size");
+    return sizes;
+}
+
+static BenchResult run_config(const BenchConfig& config, const DeviceChoice& device,
+                              const ModelShape& shape, const Dataset& data, int64_t batch_size,
+                              std::ostream& out) {
+    TrainerOptions options;
+    options.batch_size = batch_size;
+    options.use_graph = config.use_graph;
+    options.cpu_threads = config.threads;
+    auto trainer = make_trainer(device, shape, data, options);
+    trainer->set_params(init_params(shape, config.seed));
+
+    BenchResult r;
+    r.batch_size = batch_size;
+    r.device_name = trainer->device_name();
+    // The CPU trainer sets the process-wide OpenBLAS count from the batch size;
+    // reading it back reports what this configuration really ran with.
+    r.threads = device.cuda ? 0 : openblas_get_num_threads();
+    out << "batch " << batch_size << " on " << r.device_name << "\n";
+
+    const int64_t n_train = trainer->n_train();
+    for (int64_t e = 0; e < config.epochs; ++e) {
+        const std::vector<int32_t> perm = epoch_permutation(n_train, config.seed, e);
+        EpochRecord rec;
+        rec.epoch = e + 1;
+        rec.lr = config.lr;
+        rec.seconds =
+            trainer->time_seconds([&] { rec.train = trainer->train_epoch(perm, config.lr); });
+        rec.samples_per_s = double(n_train) / rec.seconds;
+        if (!std::isfinite(rec.train.loss)) {
+            throw Error("batch " + std::to_string(batch_size) + ": training loss became " +
+                        std::to_string(rec.train.loss) + " in epoch " + std::to_string(e + 1) +
+                        " (try a smaller --lr)");
+        }
+        rec.test = trainer->evaluate();
+        out << "  " << format_epoch_line(rec, config.epochs)
+            << (e < config.warmup ? " (warm-up)" : "") << std::endl;
+        r.epoch_seconds.push_back(rec.seconds);
+        r.test_accuracy = rec.test.accuracy;
+        r.final_loss = rec.train.loss;
+    }
+    const std::vector<double> timed(r.epoch_seconds.begin() + config.warmup, r.epoch_seconds.end());
+    r.median_s = median(timed);
+    r.samples_per_s = double(n_train) / r.median_s;
+    r.step_us = r.median_s / double((n_train + batch_size - 1) / batch_size) * 1e6;
+    return r;
+}
+
+static nlohmann::json result_json(const BenchConfig& config, const DeviceChoice& device,
+                                  const Dataset& data, const ModelShape& shape,
+                                  const BenchResult& r) {
+    return {{"system", "mlptrain"},
+            {"device", device.cuda ? "cuda" : "cpu"},
+            {"device_name", r.device_name},
+            {"batch_size", r.batch_size},
+            {"epochs", config.epochs},
+            {"warmup", config.warmup},
+            {"epoch_times_s", r.epoch_seconds},
+            {"median_epoch_s", r.median_s},
+            {"samples_per_s", r.samples_per_s},
+            {"step_us", r.step_us},
+            {"test_accuracy", r.test_accuracy},
+            {"final_loss", r.final_loss},
+            {"threads", r.threads},
+            {"graph", device.cuda && config.use_graph},
+            {"dataset", data.name},
+            {"n_train", data.train.size()},
+            {"n_test", data.test.size()},
+            {"model", shape.to_string()},
+            {"lr", config.lr},
+            {"seed", config.seed},
+            {"timer", device.cuda ? "cuda-events" : "steady-clock"},
+            {"versions", {{"mlptrain", MLPTRAIN_VERSION}, {"openblas", openblas_get_config()}}}};
+}
+
+static void print_table(const std::vector<BenchResult>& results, int64_t n_timed,
+                        std::ostream& out) {
+    char line[256];
+    std::snprintf(line, sizeof line, "%7s %8s %15s %11s %10s %9s  %s\n", "batch", "threads",
+                  "median_epoch_s", "samples/s", "step_us", "test_acc", "device");
+    out << "\nmlptrain, median of " << n_timed << " timed epoch(s) per configuration:\n" << line;
+    for (const BenchResult& r : results) {
+        std::snprintf(line, sizeof line, "%7lld %8s %15.4f %11.0f %10.1f %8.2f%%  %s\n",
+                      (long long)r.batch_size, r.threads ? std::to_string(r.threads).c_str() : "-",
+                      r.median_s, r.samples_per_s, r.step_us, 100.0 * r.test_accuracy,
+                      r.device_name.c_str());
+        out << line;
+    }
+    out.flush();
+}
+
+static int run_bench(const BenchConfig& config, std::ostream& out) {
+    const DeviceChoice device = choose_device(config.device);
+    std::string where;
+    const Dataset data = open_dataset(config.data, &where);
+    std::vector<int64_t> sizes = {data.n_features()};
+    sizes.insert(sizes.end(), config.hidden.begin(), config.hidden.end());
+    sizes.push_back(data.n_classes);
+    const ModelShape shape(sizes);
+
+    out << "data: " << data.name << " from " << where << " (" << data.train.size() << " train, "
+        << data.test.size() << " test)\n"
+        << "model: " << shape.to_string() << ", lr " << config.lr << ", seed " << config.seed
+        << ", " << config.epochs << " epoch(s) per batch size, the first " << config.warmup
+        << " untimed in the median\n";
+    if (!device.fallback_reason.empty()) out << "device: cpu [" << device.fallback_reason << "]\n";
+
+    std::vector<BenchResult> results;
+    nlohmann::json all = nlohmann::json::array();
+    for (int64_t batch : config.batch_sizes) {
+        results.push_back(run_config(config, device, shape, data, batch, out));
+        all.push_back(result_json(config, device, data, shape, results.back()));
+        // Written after every configuration, so an interrupted run keeps what it measured.
+        if (!config.json_path.empty()) write_file_atomic(config.json_path, all.dump(2) + "\n");
+    }
+    print_table(results, config.epochs - config.warmup, out);
+    if (!config.json_path.empty()) out << "wrote " << config.json_path << "\n";
+    return 0;
+}
+
+static int bench_main(int argc, char** argv) {
+    CLI::App app{"mlptrain-bench: training throughput of mlptrain at several batch sizes"};
+    BenchConfig config;
+    std::string batch_text = "64,256,1024,8192";
+    std::string hidden_text = "128,64";
+    app.add_option("--data", config.data.data_dir, "folder with the four IDX files");
+    app.add_option("--dataset", config.data.dataset,
+                   "named data set, looked up in data/NAME, /usr/share/datasets/NAME, then "
+                   "fetched")
+        ->check(CLI::IsMember({"mnist", "fashion-mnist"}))
+        ->capture_default_str();
+    app.add_flag("!--no-fetch", config.data.fetch, "never run data/fetch");
+    app.add_option("--train-samples", config.data.train_samples,
+                   "use only the first N training samples (0: all)")
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--test-samples", config.data.test_samples,
+                   "use only the first N test samples (0: all)")
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--device", config.device, "auto, cpu or cuda")
+        ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+        ->capture_default_str();
+    app.add_option("--batch-sizes", batch_text, "comma-separated batch sizes")
+        ->capture_default_str();
+    app.add_option("--hidden", hidden_text, "hidden layer widths")->capture_default_str();
+    app.add_option("--epochs", config.epochs,
+                   "epochs per batch size, warm-up included (as the baselines count them)")
+        ->check(CLI::Range(int64_t(1), int64_t(1000)))
+        ->capture_default_str();
+    app.add_option("--warmup", config.warmup, "first epochs left out of the median")
+        ->check(CLI::Range(int64_t(0), int64_t(1000)))
+        ->capture_default_str();
+    app.add_option("--threads", config.threads,
+                   "CPU threads (0: the trainer's choice, one below batch 1024, else all cores)")
+        ->check(CLI::NonNegativeNumber);
+    app.add_flag("!--no-graph", config.use_graph,
+                 "CUDA: launch every step instead of replaying a recorded epoch");
+    app.add_option("--lr", config.lr, "learning rate")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--seed", config.seed, "random seed")->capture_default_str();
+    app.add_option("--json", config.json_path,
+                   "write the results here: a JSON array, one object per batch size");
+    try {
+        app.parse(argc, argv);
+        config.batch_sizes = parse_sizes(batch_text, "--batch-sizes");
+        config.hidden = parse_sizes(hidden_text, "--hidden");
+        if (config.warmup >= config.epochs) {
+            throw CLI::ValidationError("--warmup", std::to_string(config.warmup) +
+                                                       " leaves no epoch to time out of --epochs " +
+                                                       std::to_string(config.epochs));
+        }
+    } catch (const CLI::CallForHelp&) {
+        std::cout << app.help();
+        return 0;
+    } catch (const CLI::ParseError& e) {
+        std::cerr << "mlptrain-bench: " << e.what() << "\n";
+        return 2;
+    }
+    try {
+        return run_bench(config, std::cout);
+    } catch (const std::exception& e) {
+        std::cout.flush();
+        std::cerr << "mlptrain-bench: error: " << e.what() << std::endl;
+        return 1;
+    }
+}
+
+}  // namespace mlp
+
+int main(int argc, char** argv) {
+    return mlp::bench_main(argc, argv);
+}

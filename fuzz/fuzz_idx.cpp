@@ -1,0 +1,10 @@
+// libFuzzer target for the IDX reader (raw and gzip); see fuzz_checks.hpp.
+#include <cstddef>
+#include <cstdint>
+
+#include "fuzz/fuzz_checks.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    mlp::fuzz::check_idx_input(data, size);
+    return 0;
+}
