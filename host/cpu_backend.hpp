@@ -50,10 +50,9 @@ public:
     // loop: no per-element index division, and the compiler can vectorize it.
     template <class F>
     void for_each_2d(int64_t n_rows, int64_t n_cols, const F& f) {
-        const F body = f;
-#pragma omp parallel for schedule(static) firstprivate(body) \
-    if (n_rows * n_cols >= k_parallel_threshold)
+#pragma omp parallel for schedule(static) if (n_rows * n_cols >= k_parallel_threshold)
         for (int64_t r = 0; r < n_rows; ++r) {
+            const F body = f;  // a private copy, as in for_each
             for (int64_t c = 0; c < n_cols; ++c) body(r, c);
         }
     }

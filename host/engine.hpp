@@ -15,7 +15,9 @@
 // Adam's bias corrections) that step k reads at entry k. That is what lets a
 // backend record the epoch once (a CUDA graph) and replay it. Loss and
 // prediction per sample, and the gradient's squared norm per step, are read
-// back once per epoch.
+// back once per epoch. So is each step's status from the non-finite guard
+// (cuda/ops/step_guard.hpp), which runs before the update and can tell the
+// update to do nothing (--on-nan).
 //
 // The optimizer's state (momentum or Adam's moments) is flat buffers in the
 // parameter layout, plus the count of updates done, so a checkpoint holds

@@ -461,6 +461,23 @@ TEST(CudaTraining, OptimizerStateRoundTripContinuesBitForBit) {
     EXPECT_EQ(second->params(), straight->params());
 }
 
+// A model too large for any current card (4 * 4e10 bytes of parameters): a CudaError at start
+// that names the allocation's size, and through the CLI exit code 1 with that message.
+TEST(CudaFaults, ModelTooLargeForTheCardNamesTheSize) {
+    REQUIRE_GPU();
+    const Dataset d = test::synthetic_dataset(64, 16);
+    const ModelShape shape({20, 2000000, 20000, 3});
+    const std::string bytes = std::to_string(4 * shape.n_params());
+    try {
+        make_cuda_trainer(shape, d, TrainerOptions{});
+        FAIL() << "a " << bytes << "-byte model fitted";
+    } catch (const CudaError& e) {
+        EXPECT_THAT(e.what(), ::testing::HasSubstr("cudaMalloc of " + bytes + " bytes"));
+        EXPECT_THAT(e.what(), ::testing::HasSubstr("free of"));
+    }
+    EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // the device stays usable
+}
+
 double gpu_final_accuracy(const std::string& dir) {
     std::vector<std::string> args = {"mlptrain", "train", "--data", dir, "--device", "cuda"};
     std::vector<char*> argv;
