@@ -18,6 +18,7 @@
 #include "host/error.hpp"
 #include "host/safetensors.hpp"
 #include "synthetic.hpp"
+#include "temp_dir.hpp"
 
 namespace mlp {
 namespace {
@@ -186,11 +187,9 @@ std::vector<std::string> lines_of(const std::string& path) {
 class Resume : public ::testing::Test {
 protected:
     void SetUp() override {
-        dir_ = fs::temp_directory_path() /
-               ("mlptrain_resume_" +
-                std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
-                std::to_string(::getpid()));
-        fs::remove_all(dir_);
+        dir_ = test::make_temp_dir("mlptrain_resume_" + std::string(::testing::UnitTest::GetInstance()
+                                                                         ->current_test_info()
+                                                                         ->name()));
         // 8x8 images so that shifts of 2 pixels matter; 300 samples in
         // batches of 32 leave a partial last step.
         test::write_idx_dataset(test::synthetic_dataset(300, 60, 8, 8, 3), data());

@@ -13,6 +13,7 @@
 #include "host/cli.hpp"
 #include "host/cuda_device.hpp"
 #include "synthetic.hpp"
+#include "temp_dir.hpp"
 
 namespace mlp {
 namespace {
@@ -37,11 +38,9 @@ CliResult run(std::vector<std::string> args) {
 class Cli : public ::testing::Test {
 protected:
     void SetUp() override {
-        dir_ = std::filesystem::temp_directory_path() /
-               ("mlptrain_cli_" + std::string(::testing::UnitTest::GetInstance()
-                                                  ->current_test_info()
-                                                  ->name()));
-        std::filesystem::remove_all(dir_);
+        dir_ = test::make_temp_dir("mlptrain_cli_" + std::string(::testing::UnitTest::GetInstance()
+                                                                     ->current_test_info()
+                                                                     ->name()));
         test::write_idx_dataset(test::synthetic_dataset(300, 60, 4, 5, 3), data());
     }
     void TearDown() override { std::filesystem::remove_all(dir_); }

@@ -28,6 +28,7 @@
 #include "host/safetensors.hpp"
 #include "host/trainer.hpp"
 #include "synthetic.hpp"
+#include "temp_dir.hpp"
 
 extern char** environ;
 
@@ -60,10 +61,9 @@ std::string slurp(const std::string& path) {
 class Faults : public ::testing::Test {
 public:
     void SetUp() override {
-        dir_ = fs::temp_directory_path() /
-               ("mlptrain_faults_" +
-                std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-        fs::remove_all(dir_);
+        dir_ = test::make_temp_dir("mlptrain_faults_" + std::string(::testing::UnitTest::GetInstance()
+                                                                        ->current_test_info()
+                                                                        ->name()));
         test::write_idx_dataset(test::synthetic_dataset(600, 60, 28, 28, 10), data());
     }
     void TearDown() override { fs::remove_all(dir_); }

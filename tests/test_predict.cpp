@@ -19,6 +19,7 @@
 #include "png_writer.hpp"
 #include "reference_mlp.hpp"
 #include "synthetic.hpp"
+#include "temp_dir.hpp"
 
 namespace mlp {
 namespace {
@@ -155,8 +156,7 @@ Dataset framed_dataset() {
 class Predict : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {
-        dir_ = std::filesystem::temp_directory_path() / "mlptrain_predict";
-        std::filesystem::remove_all(dir_);
+        dir_ = test::make_temp_dir("mlptrain_predict");
         data_ = new Dataset(framed_dataset());
         test::write_idx_dataset(*data_, (dir_ / "data").string());
         const auto t =
