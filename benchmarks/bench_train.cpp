@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "host/cli.hpp"
 #include "host/atomic_file.hpp"
 #include "host/data_source.hpp"
 #include "host/device_select.hpp"
@@ -71,29 +72,6 @@ static double median(std::vector<double> v) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-// "64,256" -> {64, 256}; throws CLI::ValidationError naming the flag.
-static std::vector<int64_t> parse_sizes(const std::string& text, const std::string& flag) {
-    std::vector<int64_t> sizes;
-    std::stringstream ss(text);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-        size_t used = 0;
-        long long v = 0;
-        try {
-            v = std::stoll(item, &used);
-        } catch (const std::exception&) {
-            used = 0;
-        }
-        if (item.empty() || used != item.size() || v <= 0 || v > (1 << 20)) {
-            throw CLI::ValidationError(flag, "'" + text +
-                                                 "' is not a comma-separated list of positive "
-                                                 "sizes up to 1048576");
-        }
-        sizes.push_back(v);
-    }
-    if (sizes.empty()) throw CLI::ValidationError(flag, "needs at least one size");
-    return sizes;
-}
 
 static BenchResult run_config(const BenchConfig& config, const DeviceChoice& device,
                               const ModelShape& shape, const Dataset& data, int64_t batch_size,
@@ -257,8 +235,8 @@ static int bench_main(int argc, char** argv) {
                    "write the results here: a JSON array, one object per batch size");
     try {
         app.parse(argc, argv);
-        config.batch_sizes = parse_sizes(batch_text, "--batch-sizes");
-        config.hidden = parse_sizes(hidden_text, "--hidden");
+        config.batch_sizes = parse_size_list(batch_text, "--batch-sizes");
+        config.hidden = parse_size_list(hidden_text, "--hidden");
         if (config.warmup >= config.epochs) {
             throw CLI::ValidationError("--warmup", std::to_string(config.warmup) +
                                                        " leaves no epoch to time out of --epochs " +

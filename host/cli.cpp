@@ -18,10 +18,8 @@
 
 namespace mlp {
 
-// "128,64" -> {128, 64}; "" or "none" -> no hidden layer.
-static std::vector<int64_t> parse_hidden(const std::string& text) {
+std::vector<int64_t> parse_size_list(const std::string& text, const std::string& flag) {
     std::vector<int64_t> sizes;
-    if (text.empty() || text == "none") return sizes;
     std::stringstream ss(text);
     std::string item;
     while (std::getline(ss, item, ',')) {
@@ -33,13 +31,20 @@ static std::vector<int64_t> parse_hidden(const std::string& text) {
             used = 0;
         }
         if (used != item.size() || item.empty() || v <= 0 || v > (1 << 20)) {
-            throw CLI::ValidationError("--hidden", "'" + text +
-                                                       "' is not a comma-separated list of "
-                                                       "positive layer widths (e.g. 128,64)");
+            throw CLI::ValidationError(flag, "'" + text +
+                                                 "' is not a comma-separated list of positive "
+                                                 "sizes up to 1048576 (e.g. 128,64)");
         }
         sizes.push_back(v);
     }
+    if (sizes.empty()) throw CLI::ValidationError(flag, "needs at least one size");
     return sizes;
+}
+
+// "128,64" -> {128, 64}; "" or "none" -> no hidden layer.
+static std::vector<int64_t> parse_hidden(const std::string& text) {
+    if (text.empty() || text == "none") return {};
+    return parse_size_list(text, "--hidden");
 }
 
 static void add_data_options(CLI::App* cmd, DataConfig& data) {

@@ -19,6 +19,7 @@
 #include "host/safetensors.hpp"
 #include "synthetic.hpp"
 #include "temp_dir.hpp"
+#include "cli_runner.hpp"
 
 namespace mlp {
 namespace {
@@ -157,25 +158,11 @@ TEST(Checkpoint, ResumeRefusesChangedFlagsNamingThem) {
         check_resume_matches(saved_cosine, training_metadata(cosine, "d", 100, 3, 0), "c"));
 }
 
-struct CliResult {
-    int code;
-    std::string out;
-    std::string err;
-};
+using test::CliResult;
 
-CliResult run(std::vector<std::string> args) {
-    args.insert(args.begin(), "mlptrain");
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    std::ostringstream out, err;
-    const int code = run_cli(int(argv.size()), argv.data(), out, err);
-    return {code, out.str(), err.str()};
-}
+CliResult run(std::vector<std::string> args) { return test::run_mlptrain(std::move(args)); }
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using test::slurp;
 
 std::vector<std::string> lines_of(const std::string& path) {
     std::istringstream in(slurp(path));

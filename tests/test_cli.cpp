@@ -14,26 +14,16 @@
 #include "host/cuda_device.hpp"
 #include "synthetic.hpp"
 #include "temp_dir.hpp"
+#include "cli_runner.hpp"
 
 namespace mlp {
 namespace {
 
 using ::testing::HasSubstr;
 
-struct CliResult {
-    int code;
-    std::string out;
-    std::string err;
-};
+using test::CliResult;
 
-CliResult run(std::vector<std::string> args) {
-    args.insert(args.begin(), "mlptrain");
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    std::ostringstream out, err;
-    const int code = run_cli(int(argv.size()), argv.data(), out, err);
-    return {code, out.str(), err.str()};
-}
+CliResult run(std::vector<std::string> args) { return test::run_mlptrain(std::move(args)); }
 
 class Cli : public ::testing::Test {
 protected:

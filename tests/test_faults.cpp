@@ -29,6 +29,7 @@
 #include "host/trainer.hpp"
 #include "synthetic.hpp"
 #include "temp_dir.hpp"
+#include "cli_runner.hpp"
 
 extern char** environ;
 
@@ -38,25 +39,11 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-struct CliResult {
-    int code;
-    std::string out;
-    std::string err;
-};
+using test::CliResult;
 
-CliResult run(std::vector<std::string> args) {
-    args.insert(args.begin(), "mlptrain");
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    std::ostringstream out, err;
-    const int code = run_cli(int(argv.size()), argv.data(), out, err);
-    return {code, out.str(), err.str()};
-}
+CliResult run(std::vector<std::string> args) { return test::run_mlptrain(std::move(args)); }
 
-std::string slurp(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-}
+using test::slurp;
 
 class Faults : public ::testing::Test {
 public:

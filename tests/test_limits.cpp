@@ -21,6 +21,7 @@
 #include "host/safetensors.hpp"
 #include "tests/idx_fixtures.hpp"
 #include "tests/synthetic.hpp"
+#include "cli_runner.hpp"
 
 namespace {
 
@@ -165,20 +166,9 @@ TEST(InputLimits, DecodeMaybeGzipMatchesTheFileReader) {
 
 // ---- the command line ----
 
-struct CliResult {
-    int code;
-    std::string out;
-    std::string err;
-};
+using mlp::test::CliResult;
 
-CliResult run(std::vector<std::string> args) {
-    args.insert(args.begin(), "mlptrain");
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    std::ostringstream out, err;
-    const int code = mlp::run_cli(int(argv.size()), argv.data(), out, err);
-    return {code, out.str(), err.str()};
-}
+CliResult run(std::vector<std::string> args) { return mlp::test::run_mlptrain(std::move(args)); }
 
 TEST(InputLimits, MaxInputMbRefusesLargerDataFiles) {
     TempDir dir;
