@@ -11,9 +11,11 @@ build
 data_args=()
 if ! printf '%s\n' "$@" | grep -qE '^--(data|dataset)$'; then
   mirror="$repo_root/../shared/data/mnist"
-  if [ -d "$mirror" ] && "$repo_root/data/fetch" mnist --mirror "$mirror" >&2; then
-    echo "data: MNIST (from the mirror folder $mirror)"
-    data_args=(--dataset mnist)
+  if compgen -G "$mirror/train-images*idx3-ubyte*" >/dev/null; then
+    # mlptrain checks the files itself (format, counts, labels), so the
+    # mirror is read in place rather than copied.
+    echo "data: MNIST (the mirror folder $mirror)"
+    data_args=(--data "$mirror")
   elif "$repo_root/data/fetch" mnist >&2; then
     echo "data: MNIST (data/mnist)"
     data_args=(--dataset mnist)
