@@ -221,10 +221,7 @@ static int run_train(const TrainConfig& config, std::ostream& out) {
     const DeviceChoice device = choose_device(config.device);
     std::string where;
     const Dataset data = open_dataset(config.data, &where);
-    std::vector<int64_t> sizes = {data.n_features()};
-    sizes.insert(sizes.end(), config.hidden.begin(), config.hidden.end());
-    sizes.push_back(data.n_classes);
-    const ModelShape shape(sizes);
+    const ModelShape shape(data.n_features(), config.hidden, data.n_classes);
 
     TrainerOptions options;
     options.batch_size = config.batch_size;

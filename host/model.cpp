@@ -19,6 +19,17 @@ ModelShape::ModelShape(std::vector<int64_t> sizes) : sizes_(std::move(sizes)) {
     }
 }
 
+static std::vector<int64_t> layer_sizes(int64_t n_inputs, const std::vector<int64_t>& hidden,
+                                        int64_t n_classes) {
+    std::vector<int64_t> sizes = {n_inputs};
+    sizes.insert(sizes.end(), hidden.begin(), hidden.end());
+    sizes.push_back(n_classes);
+    return sizes;
+}
+
+ModelShape::ModelShape(int64_t n_inputs, const std::vector<int64_t>& hidden, int64_t n_classes)
+    : ModelShape(layer_sizes(n_inputs, hidden, n_classes)) {}
+
 int64_t ModelShape::max_width() const {
     return *std::max_element(sizes_.begin() + 1, sizes_.end());
 }

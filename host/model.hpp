@@ -19,6 +19,8 @@ public:
     // sizes = {n_inputs, hidden..., n_classes}; throws Error when fewer than
     // two sizes or any size is not positive.
     explicit ModelShape(std::vector<int64_t> sizes);
+    // {n_inputs, hidden..., n_classes}: the shape a data set and --hidden give.
+    ModelShape(int64_t n_inputs, const std::vector<int64_t>& hidden, int64_t n_classes);
 
     const std::vector<int64_t>& sizes() const { return sizes_; }
     int n_layers() const { return int(sizes_.size()) - 1; }

@@ -14,6 +14,8 @@
 #include <system_error>
 #include <vector>
 
+#include "host/error.hpp"
+
 namespace mlp::test {
 
 using Bytes = std::vector<uint8_t>;
@@ -87,6 +89,18 @@ inline void write_bytes(const std::string& path, const Bytes& bytes) {
 inline Bytes read_bytes(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
     return Bytes(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+// The message of the DataError that `fn` throws, or a test failure when it throws none.
+template <class Fn>
+std::string data_error_of(Fn&& fn) {
+    try {
+        fn();
+    } catch (const DataError& e) {
+        return e.what();
+    }
+    ADD_FAILURE() << "expected DataError, nothing was thrown";
+    return "";
 }
 
 // A fresh folder under the system temp folder, removed with everything in it at scope exit.

@@ -15,21 +15,11 @@ namespace {
 
 using mlp::test::Bytes;
 using mlp::test::TempDir;
+using mlp::test::data_error_of;
 using testing::AllOf;
 using testing::HasSubstr;
 using testing::StartsWith;
 
-// The message of the DataError that `fn` throws, or a test failure when it throws none.
-template <class Fn>
-std::string data_error_of(Fn&& fn) {
-    try {
-        fn();
-    } catch (const mlp::DataError& e) {
-        return e.what();
-    }
-    ADD_FAILURE() << "expected mlp::DataError, nothing was thrown";
-    return "";
-}
 
 std::string images_error(const std::string& path, uint64_t limit = mlp::k_default_idx_limit_bytes) {
     return data_error_of([&] { mlp::read_idx_images(path, limit); });

@@ -27,6 +27,7 @@ namespace {
 
 using mlp::test::Bytes;
 using mlp::test::TempDir;
+using mlp::test::data_error_of;
 using testing::AllOf;
 using testing::HasSubstr;
 using testing::StartsWith;
@@ -41,16 +42,6 @@ uint64_t peak_rss_bytes() {
     return uint64_t(usage.ru_maxrss) * 1024;
 }
 
-template <class Fn>
-std::string data_error_of(Fn&& fn) {
-    try {
-        fn();
-    } catch (const mlp::DataError& e) {
-        return e.what();
-    }
-    ADD_FAILURE() << "expected mlp::DataError, nothing was thrown";
-    return "";
-}
 
 // A file of `size` bytes that starts with `head` and is a hole after it: large on paper, yet it
 // costs neither disk nor memory unless someone reads it.
