@@ -27,9 +27,11 @@
 #include <utility>
 #include <vector>
 
+#include "cuda/ops/adam_update.hpp"
 #include "cuda/ops/bias_act.hpp"
 #include "cuda/ops/bias_grad.hpp"
 #include "cuda/ops/gather.hpp"
+#include "cuda/ops/grad_norm.hpp"
 #include "cuda/ops/relu_backward.hpp"
 #include "cuda/ops/sgd_update.hpp"
 #include "cuda/ops/softmax_xent.hpp"
@@ -352,6 +354,47 @@ void register_step_cases(const ModelShape& shape, int64_t batch,
             auto* bp = &be;
             return Prepared{[bp, f, n_params] { bp->for_each(n_params, f); },
                             [bp, p, n_params] { return download(*bp, p, n_params); }, keep};
+        });
+
+    // AdamW, the recipe's optimizer: read p, g, m, v; write p, m, v. The
+    // step's scalars are those of step 10 at lr 0.003 (values in range; the
+    // timing does not depend on them).
+    const std::vector<OptimizerStep> adam_step = {{0.003f, 0.003f / 0.6513f, 0.0998f, 0.99997f}};
+    const auto exp_avg = uniform_floats(n_params, -0.001f, 0.001f, 420);
+    const auto exp_avg_sq = uniform_floats(n_params, 0.0f, 1e-5f, 430);
+    register_case<Be, Ref>(
+        {"adamw_update" + b, batch, double(n_params) * 28.0, 0.0}, backend, configure,
+        [=](auto& be) {
+            auto keep = hold(upload(be, params), upload(be, grads), upload(be, exp_avg),
+                             upload(be, exp_avg_sq), upload(be, adam_step));
+            float* p = std::get<0>(*keep).data();
+            const AdamUpdateFunctor f{p,       std::get<1>(*keep).data(), std::get<2>(*keep).data(),
+                                      std::get<3>(*keep).data(), std::get<4>(*keep).data(),
+                                      0.1f,    0.999f,
+                                      0.001f,  1e-8f,
+                                      0.01f,   true};
+            auto* bp = &be;
+            return Prepared{[bp, f, n_params] { bp->for_each(n_params, f); },
+                            [bp, p, n_params] { return download(*bp, p, n_params); }, keep};
+        });
+
+    // Gradient norm, the engine's two passes (host/engine.hpp): read g once.
+    constexpr int64_t n_parts = 256;
+    register_case<Be, Ref>(
+        {"grad_norm" + b, batch, double(n_params) * 4.0, 0.0}, backend, configure,
+        [=](auto& be) {
+            auto keep = hold(upload(be, grads), be.template alloc<float>(n_parts),
+                             be.template alloc<float>(1));
+            const SquaredNormPartsFunctor parts{std::get<1>(*keep).data(),
+                                                std::get<0>(*keep).data(), n_params, n_parts};
+            float* out = std::get<2>(*keep).data();
+            const SumPartsFunctor sum{out, std::get<1>(*keep).data(), n_parts};
+            auto* bp = &be;
+            return Prepared{[bp, parts, sum, n_parts] {
+                                bp->for_each(n_parts, parts);
+                                bp->for_each(1, sum);
+                            },
+                            [bp, out] { return download(*bp, out, 1); }, keep};
         });
 }
 
