@@ -13,8 +13,8 @@
 
 #include "benchmarks/kernel_cases.hpp"
 #include "cuda/cuda_backend.cuh"
-#include "host/cpu_backend.hpp"
-#include "host/cuda_device.hpp"
+#include "host/cpu/cpu_backend.hpp"
+#include "host/device/device.hpp"
 
 namespace mlp {
 

@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "benchmarks/kernel_cases.hpp"
-#include "host/cpu_backend.hpp"
+#include "host/cpu/cpu_backend.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>

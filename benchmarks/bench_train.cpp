@@ -23,16 +23,16 @@
 #include <string>
 #include <vector>
 
-#include "host/cli.hpp"
-#include "host/atomic_file.hpp"
-#include "host/data_source.hpp"
-#include "host/device_select.hpp"
-#include "host/error.hpp"
-#include "host/model.hpp"
-#include "host/report.hpp"
-#include "host/rng.hpp"
-#include "host/train_config.hpp"
-#include "host/trainer.hpp"
+#include "host/base/atomic_file.hpp"
+#include "host/base/error.hpp"
+#include "host/base/rng.hpp"
+#include "host/cli/cli.hpp"
+#include "host/config/train_config.hpp"
+#include "host/data/data_source.hpp"
+#include "host/device/device.hpp"
+#include "host/model/model.hpp"
+#include "host/train/report.hpp"
+#include "host/train/trainer.hpp"
 
 #ifndef MLPTRAIN_VERSION
 #define MLPTRAIN_VERSION "unknown"

@@ -25,7 +25,7 @@
 # that cannot run says why in one "SKIP" line, listed under the table.
 #
 # Fairness on the CPU: mlptrain's CPU backend picks its thread count from the batch size
-# (one below 1024, all cores from 1024 on; see host/cpu_trainer.cpp); every baseline of a
+# (one below 1024, all cores from 1024 on; see host/cpu/cpu_trainer.cpp); every baseline of a
 # configuration gets the same count (OMP/OPENBLAS/MKL_NUM_THREADS, torch.set_num_threads),
 # shown in the table's threads column. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, which some
 # machines set for old OpenBLAS builds and which slow the NumPy wheel's current OpenBLAS,

@@ -27,18 +27,18 @@
 #include <utility>
 #include <vector>
 
-#include "cuda/ops/adam_update.hpp"
-#include "cuda/ops/bias_act.hpp"
-#include "cuda/ops/bias_grad.hpp"
-#include "cuda/ops/gather.hpp"
-#include "cuda/ops/grad_norm.hpp"
-#include "cuda/ops/relu_backward.hpp"
-#include "cuda/ops/sgd_update.hpp"
-#include "cuda/ops/softmax_xent.hpp"
-#include "host/backend.hpp"
-#include "host/cpu_backend.hpp"
-#include "host/model.hpp"
-#include "host/rng.hpp"
+#include "host/base/rng.hpp"
+#include "host/cpu/cpu_backend.hpp"
+#include "host/model/model.hpp"
+#include "host/train/backend.hpp"
+#include "ops/adam_update.hpp"
+#include "ops/bias_act.hpp"
+#include "ops/bias_grad.hpp"
+#include "ops/gather.hpp"
+#include "ops/grad_norm.hpp"
+#include "ops/relu_backward.hpp"
+#include "ops/sgd_update.hpp"
+#include "ops/softmax_xent.hpp"
 
 namespace mlp {
 namespace bench {

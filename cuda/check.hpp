@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "host/error.hpp"
+#include "host/base/error.hpp"
 
 namespace mlp {
 

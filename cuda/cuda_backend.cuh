@@ -12,7 +12,7 @@
 #include "cuda/device_buffer.hpp"
 #include "cuda/for_each.cuh"
 #include "cuda/handles.hpp"
-#include "host/backend.hpp"
+#include "host/train/backend.hpp"
 
 namespace mlp {
 

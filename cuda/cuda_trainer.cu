@@ -3,9 +3,8 @@
 #include <climits>
 
 #include "cuda/cuda_backend.cuh"
-#include "host/cuda_device.hpp"
-#include "host/engine.hpp"
-#include "host/trainer.hpp"
+#include "host/train/engine.hpp"
+#include "host/train/trainer.hpp"
 
 namespace mlp {
 
@@ -70,11 +69,10 @@ GraphExec CudaBackend::end_capture() {
 }
 
 std::unique_ptr<Trainer> make_cuda_trainer(const ModelShape& shape, const Dataset& data,
-                                           const TrainerOptions& options) {
-    const CudaDeviceInfo info = probe_cuda_device();
-    if (!info.usable) throw Error("no usable CUDA device: " + info.reason);
+                                           const TrainerOptions& options, int device_index,
+                                           const std::string& device_name) {
     return std::make_unique<BackendTrainer<CudaBackend, Engine>>(
-        std::make_unique<CudaBackend>(info.index), shape, data, options, info.describe());
+        std::make_unique<CudaBackend>(device_index), shape, data, options, device_name);
 }
 
 }  // namespace mlp

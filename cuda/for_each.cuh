@@ -9,7 +9,7 @@
 #include <cstdint>
 
 #include "cuda/check.hpp"
-#include "cuda/ops/hd.hpp"
+#include "ops/host_device.hpp"
 
 namespace mlp {
 

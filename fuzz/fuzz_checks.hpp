@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "host/error.hpp"
-#include "host/idx.hpp"
-#include "host/safetensors.hpp"
+#include "host/base/error.hpp"
+#include "host/data/idx.hpp"
+#include "host/formats/safetensors.hpp"
 
 namespace mlp::fuzz {
 

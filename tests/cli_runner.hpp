@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "host/cli.hpp"
+#include "host/cli/cli.hpp"
 
 namespace mlp::test {
 

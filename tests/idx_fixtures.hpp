@@ -14,7 +14,7 @@
 #include <system_error>
 #include <vector>
 
-#include "host/error.hpp"
+#include "host/base/error.hpp"
 
 namespace mlp::test {
 

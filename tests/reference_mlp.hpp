@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "host/dataset.hpp"
-#include "host/model.hpp"
+#include "host/data/dataset.hpp"
+#include "host/model/model.hpp"
 
 namespace mlp::test {
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "host/dataset.hpp"
-#include "host/rng.hpp"
+#include "host/base/rng.hpp"
+#include "host/data/dataset.hpp"
 
 namespace mlp::test {
 

@@ -13,13 +13,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "host/checkpoint.hpp"
-#include "host/cli.hpp"
-#include "host/error.hpp"
-#include "host/safetensors.hpp"
+#include "cli_runner.hpp"
+#include "host/base/error.hpp"
+#include "host/cli/cli.hpp"
+#include "host/formats/checkpoint.hpp"
+#include "host/formats/safetensors.hpp"
 #include "synthetic.hpp"
 #include "temp_dir.hpp"
-#include "cli_runner.hpp"
 
 namespace mlp {
 namespace {

@@ -10,11 +10,11 @@
 #include <regex>
 #include <sstream>
 
-#include "host/cli.hpp"
-#include "host/cuda_device.hpp"
+#include "cli_runner.hpp"
+#include "host/cli/cli.hpp"
+#include "host/device/device.hpp"
 #include "synthetic.hpp"
 #include "temp_dir.hpp"
-#include "cli_runner.hpp"
 
 namespace mlp {
 namespace {

@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <string>
 
-#include "host/dataset.hpp"
-#include "host/error.hpp"
+#include "host/base/error.hpp"
+#include "host/data/dataset.hpp"
 #include "tests/idx_fixtures.hpp"
 
 namespace {

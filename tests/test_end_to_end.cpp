@@ -8,8 +8,8 @@
 #include <regex>
 #include <sstream>
 
-#include "host/cli.hpp"
-#include "host/dataset.hpp"
+#include "host/cli/cli.hpp"
+#include "host/data/dataset.hpp"
 
 namespace mlp {
 namespace {

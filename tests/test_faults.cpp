@@ -21,15 +21,15 @@
 #include <regex>
 #include <sstream>
 
-#include "cuda/ops/step_guard.hpp"
-#include "host/checkpoint.hpp"
-#include "host/cli.hpp"
-#include "host/error.hpp"
-#include "host/safetensors.hpp"
-#include "host/trainer.hpp"
+#include "cli_runner.hpp"
+#include "host/base/error.hpp"
+#include "host/cli/cli.hpp"
+#include "host/formats/checkpoint.hpp"
+#include "host/formats/safetensors.hpp"
+#include "host/train/trainer.hpp"
+#include "ops/step_guard.hpp"
 #include "synthetic.hpp"
 #include "temp_dir.hpp"
-#include "cli_runner.hpp"
 
 extern char** environ;
 

@@ -7,14 +7,14 @@
 #include <numeric>
 #include <vector>
 
-#include "cuda/ops/bias_act.hpp"
-#include "cuda/ops/bias_grad.hpp"
-#include "cuda/ops/gather.hpp"
-#include "cuda/ops/grad_norm.hpp"
-#include "cuda/ops/relu_backward.hpp"
-#include "cuda/ops/sgd_update.hpp"
-#include "cuda/ops/softmax_xent.hpp"
-#include "host/cpu_backend.hpp"
+#include "host/cpu/cpu_backend.hpp"
+#include "ops/bias_act.hpp"
+#include "ops/bias_grad.hpp"
+#include "ops/gather.hpp"
+#include "ops/grad_norm.hpp"
+#include "ops/relu_backward.hpp"
+#include "ops/sgd_update.hpp"
+#include "ops/softmax_xent.hpp"
 
 namespace mlp {
 namespace {

@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "host/trainer.hpp"
+#include "host/train/trainer.hpp"
 #include "reference_mlp.hpp"
 #include "synthetic.hpp"
 

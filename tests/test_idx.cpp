@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <string>
 
-#include "host/error.hpp"
-#include "host/idx.hpp"
+#include "host/base/error.hpp"
+#include "host/data/idx.hpp"
 #include "tests/idx_fixtures.hpp"
 
 namespace {

@@ -5,8 +5,8 @@
 
 #include <numeric>
 
-#include "host/error.hpp"
-#include "host/image.hpp"
+#include "host/base/error.hpp"
+#include "host/data/image.hpp"
 #include "png_writer.hpp"
 
 namespace mlp {

@@ -14,14 +14,14 @@
 #include <string>
 #include <vector>
 
-#include "host/cli.hpp"
-#include "host/error.hpp"
-#include "host/idx.hpp"
-#include "host/model.hpp"
-#include "host/safetensors.hpp"
+#include "cli_runner.hpp"
+#include "host/base/error.hpp"
+#include "host/cli/cli.hpp"
+#include "host/data/idx.hpp"
+#include "host/formats/safetensors.hpp"
+#include "host/model/model.hpp"
 #include "tests/idx_fixtures.hpp"
 #include "tests/synthetic.hpp"
-#include "cli_runner.hpp"
 
 namespace {
 

@@ -10,14 +10,14 @@
 #include <cmath>
 #include <vector>
 
-#include "cuda/ops/adam_update.hpp"
-#include "cuda/ops/sgd_update.hpp"
-#include "host/cpu_backend.hpp"
-#include "host/error.hpp"
-#include "host/optimizer.hpp"
-#include "host/rng.hpp"
-#include "host/schedule.hpp"
-#include "host/trainer.hpp"
+#include "host/base/error.hpp"
+#include "host/base/rng.hpp"
+#include "host/config/optimizer.hpp"
+#include "host/config/schedule.hpp"
+#include "host/cpu/cpu_backend.hpp"
+#include "host/train/trainer.hpp"
+#include "ops/adam_update.hpp"
+#include "ops/sgd_update.hpp"
 #include "reference_mlp.hpp"
 #include "synthetic.hpp"
 

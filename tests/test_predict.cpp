@@ -13,14 +13,14 @@
 #include <numeric>
 #include <sstream>
 
-#include "host/cli.hpp"
-#include "host/error.hpp"
-#include "host/predict.hpp"
+#include "cli_runner.hpp"
+#include "host/base/error.hpp"
+#include "host/cli/cli.hpp"
+#include "host/model/predict.hpp"
 #include "png_writer.hpp"
 #include "reference_mlp.hpp"
 #include "synthetic.hpp"
 #include "temp_dir.hpp"
-#include "cli_runner.hpp"
 
 namespace mlp {
 namespace {

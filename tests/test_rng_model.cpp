@@ -4,9 +4,9 @@
 #include <cmath>
 #include <numeric>
 
-#include "host/error.hpp"
-#include "host/model.hpp"
-#include "host/rng.hpp"
+#include "host/base/error.hpp"
+#include "host/base/rng.hpp"
+#include "host/model/model.hpp"
 
 namespace mlp {
 namespace {

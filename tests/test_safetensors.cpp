@@ -19,10 +19,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "host/atomic_file.hpp"
-#include "host/error.hpp"
-#include "host/model.hpp"
-#include "host/safetensors.hpp"
+#include "host/base/atomic_file.hpp"
+#include "host/base/error.hpp"
+#include "host/base/read_file.hpp"
+#include "host/formats/safetensors.hpp"
+#include "host/model/model.hpp"
 
 namespace mlp {
 namespace {

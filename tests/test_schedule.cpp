@@ -7,10 +7,10 @@
 #include <cmath>
 #include <set>
 
-#include "host/error.hpp"
-#include "host/rng.hpp"
-#include "host/schedule.hpp"
-#include "host/train_loop.hpp"
+#include "host/base/error.hpp"
+#include "host/base/rng.hpp"
+#include "host/config/schedule.hpp"
+#include "host/train/train_loop.hpp"
 
 namespace mlp {
 namespace {

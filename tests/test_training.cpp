@@ -3,9 +3,9 @@
 
 #include <cmath>
 
-#include "host/error.hpp"
-#include "host/rng.hpp"
-#include "host/trainer.hpp"
+#include "host/base/error.hpp"
+#include "host/base/rng.hpp"
+#include "host/train/trainer.hpp"
 #include "reference_mlp.hpp"
 #include "synthetic.hpp"
 

@@ -11,21 +11,21 @@
 #include <sstream>
 
 #include "cuda/cuda_backend.cuh"
-#include "cuda/ops/adam_update.hpp"
-#include "cuda/ops/bias_act.hpp"
-#include "cuda/ops/bias_grad.hpp"
-#include "cuda/ops/gather.hpp"
-#include "cuda/ops/grad_norm.hpp"
-#include "cuda/ops/relu_backward.hpp"
-#include "cuda/ops/sgd_update.hpp"
-#include "cuda/ops/softmax_xent.hpp"
-#include "host/cli.hpp"
-#include "host/cpu_backend.hpp"
-#include "host/cuda_device.hpp"
-#include "host/optimizer.hpp"
-#include "host/rng.hpp"
-#include "host/train_loop.hpp"
-#include "host/trainer.hpp"
+#include "host/base/rng.hpp"
+#include "host/cli/cli.hpp"
+#include "host/config/optimizer.hpp"
+#include "host/cpu/cpu_backend.hpp"
+#include "host/device/device.hpp"
+#include "host/train/train_loop.hpp"
+#include "host/train/trainer.hpp"
+#include "ops/adam_update.hpp"
+#include "ops/bias_act.hpp"
+#include "ops/bias_grad.hpp"
+#include "ops/gather.hpp"
+#include "ops/grad_norm.hpp"
+#include "ops/relu_backward.hpp"
+#include "ops/sgd_update.hpp"
+#include "ops/softmax_xent.hpp"
 #include "reference_mlp.hpp"
 #include "synthetic.hpp"
 
@@ -327,7 +327,7 @@ std::unique_ptr<Trainer> trainer_on(bool cuda, const ModelShape& shape, const Da
     TrainerOptions options;
     options.batch_size = batch;
     options.use_graph = graph;
-    auto t = cuda ? make_cuda_trainer(shape, data, options) : make_cpu_trainer(shape, data, options);
+    auto t = cuda ? make_cuda_trainer(shape, data, options, 0, "cuda:0") : make_cpu_trainer(shape, data, options);
     t->set_params(init_params(shape, 42));
     return t;
 }
@@ -387,7 +387,7 @@ std::unique_ptr<Trainer> trainer_with(bool cuda, const ModelShape& shape, const 
     options.batch_size = 64;
     options.use_graph = graph;
     options.optimizer = optimizer;
-    auto t = cuda ? make_cuda_trainer(shape, data, options)
+    auto t = cuda ? make_cuda_trainer(shape, data, options, 0, "cuda:0")
                   : make_cpu_trainer(shape, data, options);
     t->set_params(init_params(shape, 42));
     return t;
@@ -469,7 +469,7 @@ TEST(CudaFaults, ModelTooLargeForTheCardNamesTheSize) {
     const ModelShape shape({20, 2000000, 20000, 3});
     const std::string bytes = std::to_string(4 * shape.n_params());
     try {
-        make_cuda_trainer(shape, d, TrainerOptions{});
+        make_cuda_trainer(shape, d, TrainerOptions{}, 0, "cuda:0");
         FAIL() << "a " << bytes << "-byte model fitted";
     } catch (const CudaError& e) {
         EXPECT_THAT(e.what(), ::testing::HasSubstr("cudaMalloc of " + bytes + " bytes"));

@@ -1,0 +1,58 @@
+// Optimizer configuration, state and per-step scalars. The update rules are
+// the fused functors in cuda/ops/ (sgd_update.hpp, adam_update.hpp), run by
+// host/engine.hpp over the flat parameter buffer; this file holds what the
+// host computes for them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ops/optimizer_step.hpp"
+
+namespace mlp {
+
+enum class OptimizerKind { sgd, adam, adamw };
+
+// PyTorch's hyperparameters and defaults (torch.optim.SGD, Adam, AdamW).
+// Weight decay applies to every parameter, biases included, as PyTorch does
+// by default; PyTorch's AdamW default of 0.01 is the CLI's business (a library
+// caller sets it explicitly).
+struct OptimizerConfig {
+    OptimizerKind kind = OptimizerKind::sgd;
+    double momentum = 0.0;      // sgd
+    bool nesterov = false;      // sgd, needs momentum > 0
+    double weight_decay = 0.0;  // L2 in the gradient (sgd, adam); decoupled (adamw)
+    double beta1 = 0.9;         // adam, adamw
+    double beta2 = 0.999;
+    double eps = 1e-8;
+};
+
+// Throws Error, naming the flag, for a configuration PyTorch would refuse or
+// that mixes options of different optimizers (e.g. --nesterov without
+// --momentum, --momentum with adam).
+void check_optimizer_config(const OptimizerConfig& config);
+
+// State buffers an optimizer keeps, one value per parameter, named as in
+// PyTorch's optimizer state: {"momentum_buffer"} for SGD with momentum,
+// {"exp_avg", "exp_avg_sq"} for Adam and AdamW, none for plain SGD.
+std::vector<std::string> optimizer_state_names(const OptimizerConfig& config);
+
+// Everything an optimizer carries from one step to the next.
+struct OptimizerState {
+    int64_t step = 0;                         // updates done so far (PyTorch's state["step"])
+    std::vector<std::vector<float>> buffers;  // in optimizer_state_names() order
+};
+
+// The update scalars of the steps steps_done + 1, ..., steps_done + lr.size()
+// (1-based step counts, as in PyTorch's bias correction), from each step's
+// learning rate; computed in double and rounded once, as PyTorch does with its
+// Python-float factors.
+std::vector<OptimizerStep> optimizer_steps(const OptimizerConfig& config,
+                                           const std::vector<double>& lr, int64_t steps_done);
+
+// "sgd" | "adam" | "adamw"; parse throws Error naming the value.
+std::string to_string(OptimizerKind kind);
+OptimizerKind parse_optimizer_kind(const std::string& name);
+
+}  // namespace mlp

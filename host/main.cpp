@@ -1,5 +1,0 @@
-#include <iostream>
-
-#include "host/cli.hpp"
-
-int main(int argc, char** argv) { return mlp::run_cli(argc, argv, std::cout, std::cerr); }

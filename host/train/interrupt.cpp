@@ -1,0 +1,37 @@
+#include "host/train/interrupt.hpp"
+
+#include <signal.h>
+
+#include <memory>
+
+namespace mlp {
+
+// A handler may only store to a volatile sig_atomic_t (or a lock-free atomic);
+// everything else happens in the training loop.
+static volatile sig_atomic_t g_signal = 0;
+
+static void record_signal(int sig) { g_signal = sig; }
+
+struct InterruptHandlers::Saved {
+    struct sigaction old_int, old_term;
+};
+
+InterruptHandlers::InterruptHandlers() : saved_(std::make_unique<Saved>()) {
+    g_signal = 0;
+    struct sigaction sa = {};
+    sa.sa_handler = record_signal;
+    sigemptyset(&sa.sa_mask);
+    // SA_RESTART: the checkpoint written after a signal must not fail with EINTR.
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, &saved_->old_int);
+    sigaction(SIGTERM, &sa, &saved_->old_term);
+}
+
+InterruptHandlers::~InterruptHandlers() {
+    sigaction(SIGINT, &saved_->old_int, nullptr);
+    sigaction(SIGTERM, &saved_->old_term, nullptr);
+}
+
+int interrupt_signal() { return int(g_signal); }
+
+}  // namespace mlp

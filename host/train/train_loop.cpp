@@ -1,0 +1,211 @@
+#include "host/train/train_loop.hpp"
+
+#include <chrono>
+#include <algorithm>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "host/base/atomic_file.hpp"
+#include "host/base/error.hpp"
+#include "host/base/read_file.hpp"
+#include "host/base/rng.hpp"
+#include "host/config/schedule.hpp"
+#include "host/formats/checkpoint.hpp"
+#include "host/formats/safetensors.hpp"
+#include "host/train/interrupt.hpp"
+#include "host/train/report.hpp"
+
+namespace mlp {
+
+EpochPlan make_epoch_plan(const TrainConfig& config, int64_t n_train, int64_t steps_per_epoch,
+                          int64_t epoch) {
+    EpochPlan plan;
+    plan.perm = epoch_permutation(n_train, config.seed, epoch);
+    plan.lr.resize(size_t(steps_per_epoch));
+    for (int64_t k = 0; k < steps_per_epoch; ++k) {
+        plan.lr[size_t(k)] =
+            lr_at(config.schedule, config.lr, epoch, k, steps_per_epoch, config.span_epochs());
+    }
+    if (config.augment_shift > 0) {
+        plan.shifts = epoch_shifts(n_train, config.augment_shift, config.seed, epoch);
+    }
+    return plan;
+}
+
+// The metrics lines of the epochs a checkpoint holds, so a resumed run's file
+// reads like an uninterrupted run's; lines after them are from the stopped run.
+static std::string kept_metrics(const std::string& path, int64_t epochs_done) {
+    if (path.empty() || !std::filesystem::exists(path)) return "";
+    std::istringstream lines(read_file(path, uint64_t(1) << 30));
+    std::string kept;
+    for (std::string line; std::getline(lines, line);) {
+        const auto j = nlohmann::json::parse(line, nullptr, false);
+        if (j.is_object() && j.contains("epoch") && j["epoch"].is_number_integer() &&
+            j["epoch"].get<int64_t>() <= epochs_done) {
+            kept += line + "\n";
+        }
+    }
+    return kept;
+}
+
+// Loads the checkpoint into the trainer; returns the epochs it holds.
+static int64_t resume(Trainer& trainer, const TrainConfig& config,
+                      const std::string& dataset_name, std::ostream& out) {
+    const auto now = training_metadata(config, dataset_name, trainer.n_train(),
+                                       trainer.shape().n_classes(), 0);
+    std::string note;
+    TrainingState state =
+        load_checkpoint(config.resume_path, trainer.shape(),
+                        optimizer_state_names(config.optimizer), now, &note,
+                        config.data.max_input_bytes());
+    if (state.epochs_done >= config.epochs) {
+        throw Error("--resume " + config.resume_path + ": the checkpoint already holds " +
+                    std::to_string(state.epochs_done) + " epochs; ask for more with --epochs");
+    }
+    trainer.set_params(state.params);
+    trainer.set_optimizer_state(state.optimizer);
+    if (!note.empty()) out << note << "\n";
+    out << "resumed from " << config.resume_path << " after epoch " << state.epochs_done
+        << std::endl;
+    return state.epochs_done;
+}
+
+static std::string signal_name(int sig) {
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal " + std::to_string(sig);
+}
+
+std::vector<EpochRecord> run_training(Trainer& trainer, const TrainConfig& config,
+                                      const std::string& dataset_name, std::ostream& out) {
+    using clock = std::chrono::steady_clock;
+    std::vector<EpochRecord> records;
+    std::string metrics;
+    ProgressBar progress(true);
+    const int64_t n_train = trainer.n_train();
+    const int64_t n_classes = trainer.shape().n_classes();
+    const int64_t steps_per_epoch = trainer.steps_per_epoch();
+
+    int64_t first_epoch = 0;
+    if (!config.resume_path.empty()) {
+        first_epoch = resume(trainer, config, dataset_name, out);
+        metrics = kept_metrics(config.metrics_path, first_epoch);
+    }
+    const bool checkpointing = !config.checkpoint_path.empty();
+    int64_t saved_epochs = -1;  // epochs in the checkpoint this run wrote last; -1: none
+    auto save = [&](int64_t epochs_done, const std::vector<float>& params,
+                    const OptimizerState& state) {
+        save_checkpoint(config.checkpoint_path, trainer.shape(), params, state,
+                        optimizer_state_names(config.optimizer),
+                        training_metadata(config, dataset_name, n_train, n_classes, epochs_done));
+        saved_epochs = epochs_done;
+    };
+    // A signal seen mid-epoch leaves the parameters between two epochs; the
+    // checkpoint it writes is the state after the last whole epoch, which
+    // --resume continues from exactly as an uninterrupted run would.
+    auto stop_for_signal = [&](int sig, int64_t epochs_done, const std::string& when) {
+        std::string what = "interrupted by " + signal_name(sig) + " " + when;
+        if (checkpointing) {
+            what += "; checkpoint of epoch " + std::to_string(epochs_done) + " in " +
+                    config.checkpoint_path + ", continue with --resume " + config.checkpoint_path;
+        } else {
+            what += "; no --checkpoint given, nothing saved";
+        }
+        return Interrupted(sig, what);
+    };
+    std::vector<float> epoch_start_params;
+    OptimizerState epoch_start_state;
+    for (int64_t e = first_epoch; e < config.epochs; ++e) {
+        const EpochPlan plan = make_epoch_plan(config, n_train, steps_per_epoch, e);
+        if (checkpointing) {
+            epoch_start_params = trainer.params();
+            epoch_start_state = trainer.optimizer_state();
+        }
+        StepCallback on_step = [&](int64_t done, int64_t total) {
+            // Only the host's flag is read: no device synchronisation.
+            if (const int sig = interrupt_signal()) {
+                progress.clear();
+                if (checkpointing) save(e, epoch_start_params, epoch_start_state);
+                throw stop_for_signal(sig, e, "in epoch " + std::to_string(e + 1) + " after step " +
+                                                  std::to_string(done) + "/" +
+                                                  std::to_string(total));
+            }
+            progress.update(done, total);
+            if (config.log_interval > 0 && done % config.log_interval == 0) {
+                progress.clear();
+                const int64_t n_seen = std::min(n_train, done * config.batch_size);
+                out << "epoch " << e + 1 << " step " << done << "/" << total << " ["
+                    << n_seen << "/" << n_train << "] loss " << trainer.running_loss(n_seen)
+                    << std::endl;
+            }
+        };
+
+        EpochRecord r;
+        r.epoch = e + 1;
+        r.lr = float(plan.lr.front());
+        r.lr_last = float(plan.lr.back());
+        const auto t0 = clock::now();
+        r.train = trainer.train_epoch(plan, on_step);
+        r.seconds = std::chrono::duration<double>(clock::now() - t0).count();
+        progress.clear();
+        r.samples_per_s = double(n_train) / r.seconds;
+        if (r.train.first_bad_step >= 0 && config.on_nan == NanPolicy::stop) {
+            const std::string kept =
+                saved_epochs >= 0 ? "the last good checkpoint, " + config.checkpoint_path +
+                                        ", holds epoch " + std::to_string(saved_epochs)
+                : checkpointing   ? "no checkpoint was written by this run"
+                                  : "nothing saved";
+            throw Error("non-finite loss or gradient in epoch " + std::to_string(r.epoch) +
+                        " at step " + std::to_string(r.train.first_bad_step + 1) + "/" +
+                        std::to_string(steps_per_epoch) + "; stopped (" + kept +
+                        "; try a smaller --lr, or --on-nan skip-batch)");
+        }
+        if (r.train.skipped_steps == steps_per_epoch) {
+            throw Error("every step of epoch " + std::to_string(r.epoch) +
+                        " had a non-finite loss or gradient; stopped (try a smaller --lr)");
+        }
+        if (r.train.skipped_steps > 0) {
+            out << "epoch " << r.epoch << ": skipped " << r.train.skipped_steps << " of "
+                << steps_per_epoch << " batches with a non-finite loss or gradient (first: step "
+                << r.train.first_bad_step + 1 << ")" << std::endl;
+        }
+        if (!std::isfinite(r.train.loss)) {
+            throw Error("training loss became " + std::to_string(r.train.loss) + " in epoch " +
+                        std::to_string(r.epoch) + "; stopped (try a smaller --lr)");
+        }
+        r.test = trainer.evaluate();
+        out << format_epoch_line(r, config.epochs) << std::endl;
+        records.push_back(r);
+
+        if (!config.metrics_path.empty()) {
+            nlohmann::json j = epoch_json(r);
+            if (r.train.skipped_steps > 0) j["skipped_batches"] = r.train.skipped_steps;
+            metrics += j.dump() + "\n";
+            write_file_atomic(config.metrics_path, metrics);
+        }
+        const bool last = e + 1 == config.epochs;
+        const int sig = interrupt_signal();
+        if (checkpointing && (last || sig != 0 ||
+                              (config.checkpoint_every > 0 && (e + 1) % config.checkpoint_every == 0))) {
+            save(e + 1, trainer.params(), trainer.optimizer_state());
+        }
+        if (sig != 0 && !last) {
+            throw stop_for_signal(sig, e + 1, "after epoch " + std::to_string(e + 1));
+        }
+    }
+    if (!config.save_model_path.empty()) {
+        save_model(config.save_model_path, trainer.shape(), trainer.params(),
+                   training_metadata(config, dataset_name, n_train, n_classes, config.epochs));
+        out << "saved model to " << config.save_model_path << std::endl;
+    }
+    if (!config.checkpoint_path.empty()) {
+        out << "checkpoint: " << config.checkpoint_path << " (+ "
+            << state_path(config.checkpoint_path) << ")" << std::endl;
+    }
+    return records;
+}
+
+}  // namespace mlp

@@ -1,0 +1,41 @@
+// The epoch loop around a Trainer: order of samples, learning rates and
+// augmentation, evaluation, the epoch line, metrics file, progress,
+// checkpoints, resuming, and the final model.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <vector>
+
+#include "host/config/train_config.hpp"
+#include "host/train/trainer.hpp"
+
+namespace mlp {
+
+struct EpochRecord {
+    int64_t epoch = 0;  // 1-based
+    float lr = 0.0f;       // learning rate of the epoch's first step
+    float lr_last = 0.0f;  // and of its last (they differ under onecycle)
+    EpochResult train;
+    EpochResult test;
+    double seconds = 0.0;  // training pass only
+    double samples_per_s = 0.0;
+};
+
+// Epoch `epoch` (0-based) of a run: the order from the seed, every step's
+// learning rate from the schedule, and the shifts when augmenting. A pure
+// function of its arguments, which is what lets a resumed run continue bit
+// for bit without saved random state.
+EpochPlan make_epoch_plan(const TrainConfig& config, int64_t n_train, int64_t steps_per_epoch,
+                          int64_t epoch);
+
+// Runs config.epochs epochs, printing one line per epoch to `out`, starting
+// after the checkpoint's epochs when config.resume_path is set (its
+// parameters and optimizer state replace the trainer's). Writes the metrics
+// file after every epoch, checkpoints as configured, and the model at the
+// end. Throws Error when the loss stops being finite, or when a checkpoint to
+// resume does not match the config.
+std::vector<EpochRecord> run_training(Trainer& trainer, const TrainConfig& config,
+                                      const std::string& dataset_name, std::ostream& out);
+
+}  // namespace mlp
