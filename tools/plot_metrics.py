@@ -7,7 +7,11 @@
 A metrics file is what `mlptrain train --metrics FILE` writes: one JSON object per epoch (epoch,
 lr, loss, train_accuracy, test_loss, test_accuracy, ...). The curves show loss and accuracy, train
 solid and test dashed, one colour per file; a learning-rate panel is added when the rate changes
-during a run, and a gradient-norm panel when the files record grad_norm. The confusion matrix
+during a run, and a gradient-norm panel when the files record grad_norm. The metrics hold the
+rate of each epoch's first and last step (lr, lr_last), not the schedule, so the panel draws epoch
+E from its first step at E - 1 to its last at E: exact for constant, step and cosine schedules
+(constant within an epoch), and for one-cycle exact at both ends of every epoch, straight in
+between. The confusion matrix
 comes from `mlptrain eval --json` (rows: true class, columns: predicted), coloured by the share
 of each true class and labelled with the counts.
 """
@@ -49,6 +53,24 @@ def read_metrics(path):
     return records
 
 
+def lr_points(records):
+    """(x, lr) of the learning-rate panel. Epoch E spans [E - 1, E] on the x axis: its first
+    step's rate at E - 1, its last step's (lr_last) at E, so a one-cycle run of two epochs gives
+    four points and a per-epoch schedule a step line. Records without lr_last (older files) give
+    one point at E."""
+    xs, ys = [], []
+    for r in records:
+        if "lr" not in r:
+            continue
+        if "lr_last" in r:
+            xs += [r["epoch"] - 1, r["epoch"]]
+            ys += [r["lr"], r["lr_last"]]
+        else:
+            xs.append(r["epoch"])
+            ys.append(r["lr"])
+    return xs, ys
+
+
 def run_label(path, paths):
     stem = os.path.splitext(os.path.basename(path))[0]
     stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
@@ -61,7 +83,8 @@ def plot_curves(paths, output, title):
     import matplotlib.pyplot as plt
 
     runs = [(run_label(p, paths), read_metrics(p)) for p in paths]
-    show_lr = any(len({r.get("lr") for r in recs}) > 1 for _, recs in runs)
+    show_lr = any(len({r.get(k) for r in recs for k in ("lr", "lr_last") if k in r}) > 1
+                  for _, recs in runs)
     show_grad = any("grad_norm" in r for _, recs in runs for r in recs)
     n_panels = 2 + show_lr + show_grad
     fig, axes = plt.subplots(1, n_panels, figsize=(4.6 * n_panels, 3.6), squeeze=False)
@@ -80,8 +103,8 @@ def plot_curves(paths, output, title):
                      color=colour, label=f"{label} test")
         panel = 2
         if show_lr:
-            axes[panel].plot(epochs, [r.get("lr") for r in recs], "-o", ms=3, color=colour,
-                             label=label)
+            xs, ys = lr_points(recs)
+            axes[panel].plot(xs, ys, "-o", ms=2, color=colour, label=label)
             panel += 1
         if show_grad:
             axes[panel].plot(epochs, [r.get("grad_norm") for r in recs], "-o", ms=3,
@@ -90,7 +113,7 @@ def plot_curves(paths, output, title):
     axes[1].set_title("accuracy (%)")
     panel = 2
     if show_lr:
-        axes[panel].set_title("learning rate")
+        axes[panel].set_title("learning rate (first and last step of each epoch)")
         panel += 1
     if show_grad:
         axes[panel].set_title("gradient norm")

@@ -1,7 +1,8 @@
 """tools/plot_metrics.py draws the fixture's real metrics file with a made-up second run whose
 learning rate changes and which records grad_norm as four panels of curves, a plain run as two,
 and eval --json as a confusion matrix; all are real PNG pictures of sensible size. Bad input
-exits 1 naming the file.
+exits 1 naming the file. The learning-rate panel draws each epoch's first and last step (lr,
+lr_last) of a one-cycle run, not one point per epoch.
 
     tests/interop/run_python.sh tests/interop/check_plot_metrics.py WORKDIR
 """
@@ -82,6 +83,33 @@ def main():
             fail(f"plot_metrics.py {args}: exit {r.returncode}, stderr {r.stderr!r}")
     if plot(real).returncode != 2:  # no -o: a usage error
         fail("plot_metrics.py without -o did not exit 2")
+    # One-cycle over two epochs: the rate rises within epoch 1 and falls within epoch 2, and the
+    # panel must show all four recorded rates at the epochs' ends.
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import plot_metrics
+    onecycle = [{"epoch": 1, "lr": 0.00012, "lr_last": 0.0029, "loss": 1, "test_loss": 1,
+                 "train_accuracy": 0.5, "test_accuracy": 0.5},
+                {"epoch": 2, "lr": 0.0029, "lr_last": 1.2e-8, "loss": 1, "test_loss": 1,
+                 "train_accuracy": 0.5, "test_accuracy": 0.5}]
+    xs, ys = plot_metrics.lr_points(onecycle)
+    if xs != [0, 1, 1, 2] or ys != [0.00012, 0.0029, 0.0029, 1.2e-8]:
+        fail(f"one-cycle learning-rate points {list(zip(xs, ys))}")
+    cycle = os.path.join(work, "onecycle.jsonl")
+    with open(cycle, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in onecycle)
+    cycle_png = os.path.join(work, "onecycle.png")
+    r = plot(cycle, "-o", cycle_png)
+    if r.returncode != 0:
+        fail(f"plot_metrics.py {cycle}: {r.stderr}")
+    w3, h3 = png_size(cycle_png)
+    # Three panels: the rate changes only within epochs' ends here, and that must count.
+    if not (1.3 * w2 < w3 < 1.7 * w2 and h3 == h2):
+        fail(f"one-cycle curves are {w3}x{h3}: expected 3 panels")
+    # The fixture's real file records lr_last as well.
+    with open(real) as f:
+        if not all("lr_last" in json.loads(line) for line in f if line.strip()):
+            fail(f"{real} has epochs without lr_last")
+
     print(f"curves {w2}x{h2} and {w4}x{h4}, confusion matrix {w}x{h}: PASS")
 
 
