@@ -39,7 +39,7 @@ double final_test_accuracy(const std::string& data_dir,
 std::string mnist_dir() {
     if (const char* env = std::getenv("MLPTRAIN_MNIST_DIR"); env && *env) return env;
     const std::string root = MLPTRAIN_SOURCE_DIR;
-    for (const std::string dir : {root + "/../shared/data/mnist", root + "/data/mnist"}) {
+    for (const std::string& dir : {root + "/../shared/data/mnist", root + "/data/mnist"}) {
         if (has_dataset_files(dir)) return dir;
     }
     return root + "/../shared/data/mnist or " + root + "/data/mnist";
