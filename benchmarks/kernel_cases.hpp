@@ -6,12 +6,13 @@
 // Each case is first run once on the measured backend and on a reference
 // (the CPU backend for CUDA; plain loops for the CPU backend) from the same
 // inputs and the outputs compared; a mismatch stops the case with an error
-// instead of timing a wrong kernel. Then every iteration times one window of
-// LaunchTiming<Backend>::launches() back-to-back launches by
-// Backend::time_seconds (CUDA events, or a steady clock) and records the
-// window divided by that count: the time per launch. The CPU backend's window
-// is one launch; the CUDA benchmark's is many (bench_kernels.cu), since one
-// launch between two events measures the host's launch cost, not the kernel.
+// instead of timing a wrong kernel. Then it times windows of
+// LaunchTiming<Backend>::launches() back-to-back launches with
+// Backend::time_seconds (CUDA events, or a steady clock), each window counted
+// as that many iterations (KeepRunningBatch), so the time reported is per
+// launch. The CPU backend's window is one launch; the CUDA benchmark's is many
+// (bench_kernels.cu), since one launch between two events measures the host's
+// launch cost, not the kernel.
 // Each case reports GB/s (functors: the bytes each must read and write at
 // least) or GFLOP/s (GEMMs: 2*m*n*k) per launch.
 //
@@ -180,18 +181,20 @@ void register_case(const CaseInfo& info, const std::function<Be*(std::string*)>&
             state.SkipWithError(e.what());
             return;
         }
-        const double launches = double(LaunchTiming<Be>::launches());
+        // Each window counts as `launches` iterations, so the reported time per iteration is
+        // the time per launch and --benchmark_min_time still bounds the time spent.
+        const int64_t launches = LaunchTiming<Be>::launches();
         double total_s = 0.0;
-        for (auto _ : state) {
-            const double s = window() / launches;  // per launch
+        while (state.KeepRunningBatch(launches)) {
+            const double s = window();
             state.SetIterationTime(s);
             total_s += s;
         }
-        const double n = double(state.iterations());
+        const double n = double(state.iterations());  // launches timed
         if (info.bytes > 0.0) state.counters["GB/s"] = info.bytes * n / total_s * 1e-9;
         if (info.flops > 0.0) state.counters["GFLOP/s"] = info.flops * n / total_s * 1e-9;
         state.counters["check_err"] = err;
-        state.counters["launches_per_window"] = launches;
+        state.counters["launches_per_window"] = double(launches);
     };
     benchmark::RegisterBenchmark(info.name.c_str(), body)->UseManualTime();
 }
