@@ -11,7 +11,7 @@
 #
 #   run.sh        tests/gpu/run.sh, the one command to run there
 #   manifest.txt  commit, date, architecture, build flags, sizes, newest glibc symbol needed
-#   payload.tar.xz, holding bin/ (mlptrain, mlptrain_gpu_tests, mlptrain_tests,
+#   payload.tar.gz, holding bin/ (mlptrain, mlptrain_gpu_tests, mlptrain_tests,
 #                 mlptrain-bench, mlptrain-bench-kernels, mlptrain-bench-kernels-cpu),
 #                 lib/ (every shared library they load but glibc's, libstdc++, libgcc_s and
 #                 CUDA's own, resolved with ldd), baselines/ (the Python baselines and
@@ -111,14 +111,15 @@ cxx_needed=$(for f in "$payload"/bin/* "$payload"/lib/*; do objdump -T "$f" 2>/d
 } >"$payload/manifest.txt"
 
 raw=$(du -sb "$payload" | cut -f1)
-echo "bundle.sh: packing $(( raw / 1024 / 1024 )) MiB with xz"
-tar -cf - -C "$payload" . | xz -T"$(nproc)" -9 >"$stage/payload.tar.xz"
-packed=$(stat -c %s "$stage/payload.tar.xz")
+# gzip, not xz: every Linux has gzip, a minimal Debian has no xz.
+echo "bundle.sh: packing $(( raw / 1024 / 1024 )) MiB with gzip"
+tar -cf - -C "$payload" . | gzip -6 >"$stage/payload.tar.gz"
+packed=$(stat -c %s "$stage/payload.tar.gz")
 echo "raw: $raw bytes; packed: $packed bytes" >>"$payload/manifest.txt"
 
 rm -rf "$out.new"
 mkdir -p "$out.new"
-mv "$stage/payload.tar.xz" "$out.new/"
+mv "$stage/payload.tar.gz" "$out.new/"
 cp "$payload/run.sh" "$payload/manifest.txt" "$out.new/"
 total=$(du -sb "$out.new" | cut -f1)
 if [ "$total" -gt "$limit_bytes" ]; then

@@ -27,7 +27,7 @@ set -euo pipefail
 repo_root=$(cd "$(dirname "$0")/../.." && pwd)
 bundle=$(cd "${1:-$repo_root/.gpu-bundle}" 2>/dev/null && pwd) ||
   { echo "check_root.sh: no bundle at ${1:-$repo_root/.gpu-bundle}; make one with tests/gpu/bundle.sh" >&2; exit 1; }
-[ -f "$bundle/payload.tar.xz" ] || { echo "check_root.sh: $bundle has no payload.tar.xz" >&2; exit 1; }
+[ -f "$bundle/payload.tar.gz" ] || { echo "check_root.sh: $bundle has no payload.tar.gz" >&2; exit 1; }
 
 if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null 2>&1 || { echo "check_root.sh: needs root (chroot) or sudo" >&2; exit 1; }
@@ -69,7 +69,7 @@ clean_env=(env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 TMPD
 b=/opt/mlptrain-bundle
 rm -rf "${root:?}$b" "$root/tmp/"*
 mkdir -p "$root$b"
-tar -xJf "$bundle/payload.tar.xz" -C "$root$b"
+tar -xzf "$bundle/payload.tar.gz" -C "$root$b"
 cp "$bundle/run.sh" "$root$b/run.sh"
 echo "bundle: $bundle ($(head -n 1 "$root$b/manifest.txt"), $(du -sb "$bundle" | cut -f1) bytes)"
 
@@ -169,5 +169,30 @@ echo "   MLPTRAIN_REQUIRE_GPU=1 mlptrain_gpu_tests: failed, as it must: $(grep -
 if out=$(in_root "${clean_env[@]}" bash "$b/run.sh" 2>&1); then fail "run.sh passed without a GPU"; fi
 grep -q 'no NVIDIA GPU' <<<"$out" || { echo "$out"; fail "run.sh without a GPU did not say 'no NVIDIA GPU'"; }
 echo "   run.sh: $out"
+
+# run.sh itself, past the GPU check: with a stand-in nvidia-smi that lists a GPU, and cuBLAS
+# in /usr/local/cuda/lib64 (not where the binaries' RUNPATH looks), it must unpack the bundle
+# with the root's own tools, find cuBLAS there, run the GPU suite (which fails: the GPU is not
+# real), and write its four files and the summary table.
+mkdir -p "$root/usr/local/bin" "$root/usr/local/cuda"
+printf '#!/bin/sh\ncase "$1" in -L) echo "GPU 0: stand-in for check_root.sh (UUID: GPU-0)" ;; --query-gpu=*) echo "stand-in, 9.0, 0, 0 MiB" ;; *) echo "stand-in nvidia-smi" ;; esac\n' \
+  >"$root/usr/local/bin/nvidia-smi"
+chmod +x "$root/usr/local/bin/nvidia-smi"
+ln -sfn /opt/device-cuda/lib "$root/usr/local/cuda/lib64"
+rm -rf "$root/tmp/gpu-out"
+mkdir -p "$root/tmp/gpu-out"
+set +e
+out=$(in_root "${clean_env[@]}" OUT=/tmp/gpu-out MLPTRAIN_GPU_STAGES=gpu-tests bash "$b/run.sh" 2>&1)
+rc=$?
+set -e
+rm -f "$root/usr/local/bin/nvidia-smi" "$root/usr/local/cuda/lib64"
+files=$(cd "$root/tmp/gpu-out" && ls | tr '\n' ' ')
+if [ "$rc" -eq 0 ] || [ "$files" != "logs.tar.gz results.json run.log summary.txt " ] ||
+   ! grep -q '^gpu-tests  *FAIL' <<<"$out" || ! grep -q 'using /usr/local/cuda/lib64' <<<"$out"; then
+  echo "$out" | tail -n 30
+  fail "run.sh with a stand-in GPU: exit $rc, files '$files' (expected a FAIL line for gpu-tests, cuBLAS from /usr/local/cuda/lib64 and four files)"
+fi
+echo "   run.sh with a stand-in GPU: exit $rc; wrote $files; last lines:"
+tail -n 4 <<<"$out" | sed 's/^/     /'
 echo
 echo "check_root.sh: the bundle's binaries run in a minimal $suite root with only its own libraries and CUDA's"

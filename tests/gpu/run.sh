@@ -56,12 +56,12 @@ unpacked="" work=""
 # What this run unpacked and its scratch folder go; the logs are in logs.tar.gz by then.
 trap 'rm -rf "$unpacked" "$work"' EXIT
 if [ ! -x "$bundle/bin/mlptrain" ]; then
-  if [ -f "$here/payload.tar.xz" ]; then
+  if [ -f "$here/payload.tar.gz" ]; then
     bundle=$(mktemp -d /tmp/mlptrain-bundle.XXXXXX)
     unpacked=$bundle
-    tar -xJf "$here/payload.tar.xz" -C "$bundle" || { say "run.sh: cannot unpack $here/payload.tar.xz" >&2; exit 1; }
+    tar -xzf "$here/payload.tar.gz" -C "$bundle" || { say "run.sh: cannot unpack $here/payload.tar.gz" >&2; exit 1; }
   else
-    say "run.sh: $here holds no bundle (bin/mlptrain or payload.tar.xz); make one with tests/gpu/bundle.sh" >&2
+    say "run.sh: $here holds no bundle (bin/mlptrain or payload.tar.gz); make one with tests/gpu/bundle.sh" >&2
     exit 1
   fi
 fi
