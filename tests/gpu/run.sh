@@ -10,10 +10,13 @@
 #              training run, with graph replay and with --no-graph
 #   train      the default MNIST training (10 epochs) on the GPU: final test accuracy
 #   bench      mlptrain-bench at batch 64, 256, 1024, 8192, graph replay and --no-graph
-#   torch      the PyTorch baselines in the machine's python3: eager, torch.compile and a
-#              CUDA graph of the whole step, at the same batch sizes
+#   torch      the PyTorch baselines in the machine's python3: eager, a CUDA graph of the
+#              whole step and torch.compile, at the same batch sizes; compare_table.py
 #   kernels    the kernel micro-benchmarks (a window of launches per event pair; graph
 #              replay, then stream launches)
+#
+# Each group of stages has a cap in seconds (smi and libs 90, gpu-tests 150, sanitize 160,
+# train 90, bench 90, torch 170, compare 30, kernels 60) and all of them one budget.
 #
 # and ends with a summary table (stage, pass/fail, seconds, figure) as its last lines.
 # Logs and JSON go to $OUT when it is set, else out/gpu-DATE/ under the current folder,
@@ -25,8 +28,9 @@
 #
 #   bash .gpu-bundle/run.sh            (the bundle's copy; see docs/PERFORMANCE.md)
 #
-#   MLPTRAIN_GPU_BUDGET_S=340          seconds after which the stages left are not run (each
-#                                      stage's timeout is also cut to what is left)
+#   MLPTRAIN_GPU_BUDGET_S=345          seconds after which the stages left are not run (each
+#                                      stage's timeout is also cut to what is left; groups of
+#                                      stages have caps of their own, below)
 #   MLPTRAIN_GPU_STAGES="gpu-tests sanitize train bench torch kernels"
 #                                      the stages to run (smi and libs always run); a
 #                                      second run can leave out what the first settled
@@ -76,7 +80,7 @@ mkdir -p "$logs"
 run_log=$out_dir/run.log
 : >"$run_log"
 
-budget=${MLPTRAIN_GPU_BUDGET_S:-340}
+budget=${MLPTRAIN_GPU_BUDGET_S:-345}
 stages=" ${MLPTRAIN_GPU_STAGES:-gpu-tests sanitize train bench torch kernels} "
 wanted() { [[ "$stages" == *" $1 "* ]]; }
 t_start=$(date +%s)
@@ -113,8 +117,7 @@ if LD_LIBRARY_PATH=$lib_path ldd "$bin/mlptrain" 2>/dev/null | grep -q 'libcubla
     cublas_note="NOT FOUND on this machine (no libcublas.so.13 in /usr/local/cuda* or python3's nvidia wheels)"
   fi
 fi
-# Our binaries only: python3 (PyTorch) keeps its own libraries.
-mlp() { LD_LIBRARY_PATH=$lib_path "$@"; }
+# Passed to our binaries only: python3 (PyTorch) keeps its own libraries.
 
 # ---------------------------------------------------------------- stage bookkeeping
 names=() results=() times=() figures=()
@@ -122,14 +125,20 @@ record() {  # name result seconds figure
   names+=("$1") results+=("$2") times+=("$3") figures+=("$4")
   finalize
 }
-# Runs "$@" with a timeout of min($1, what is left of the budget), output to logs/$name.log.
-# Sets rc (124: timed out; 125: not run, budget spent) and secs.
+# A group of stages gets at most CAP seconds, so one slow group (the sanitizers, say) cannot
+# leave nothing for the ones after it.
+group_end=0
+group() { group_end=$(( $(elapsed) + $1 )); }
+# Runs "$@" with a timeout of min($1, what is left of its group and of the budget), output to
+# logs/$name.log. Sets rc (124: timed out; 125: not run, no time left) and secs.
 run_stage() {
   local name=$1 limit=$2; shift 2
-  local left=$(( budget - $(elapsed) ))
+  local left=$(( budget - $(elapsed) )) group_left=$(( group_end - $(elapsed) ))
   secs=0
   if [ "$left" -lt 10 ]; then rc=125; say "== $name: not run (time budget of ${budget}s spent)"; return; fi
+  if [ "$group_left" -lt 10 ]; then rc=125; say "== $name: not run (its group's time spent)"; return; fi
   [ "$limit" -gt "$left" ] && limit=$left
+  [ "$limit" -gt "$group_left" ] && limit=$group_left
   say "== $name (timeout ${limit}s): $*"
   local t0; t0=$(date +%s)
   timeout -k 10 "$limit" "$@" >"$logs/$name.log" 2>&1
@@ -180,6 +189,7 @@ say "mlptrain GPU check: bundle $bundle, output $out_dir, budget ${budget}s"
 while IFS= read -r line; do say "   manifest: $line"; done < <(head -n 20 "$bundle/manifest.txt" 2>/dev/null)
 
 # ---------------------------------------------------------------- smi
+group 90
 run_stage smi 30 bash -c 'nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total,memory.used,clocks.sm,clocks.mem,clocks.max.sm,temperature.gpu,power.draw,power.limit,pstate --format=csv && nvidia-smi && nvidia-smi -q -d COMPUTE,CLOCK | head -n 60'
 device_desc=$(nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -n 1)
 cuda_driver=$(nvidia-smi 2>/dev/null | grep -o 'CUDA Version: [0-9.]*' | head -n 1)
@@ -197,12 +207,13 @@ run_stage libs 60 bash -c '
   exit $rc' "$lib_path" "$bin/mlptrain" "$data" "$work"
 loaded=$(grep -o 'calling init: .*' "$work/ld_debug.txt" 2>/dev/null | sed 's/calling init: //' | sort -u |
          grep -E 'libcublas|libcublasLt|libcudart|libcuda\.so' | tr '\n' ' ')
-grep -q cudart "$work/ld_debug.txt" 2>/dev/null || loaded="$loaded(cudart: linked in statically)"
+[ -s "$work/ld_debug.txt" ] && ! grep -q cudart "$work/ld_debug.txt" && loaded="$loaded(cudart: linked in statically)"
 say "   loaded: ${loaded:-?}"
 record libs "$(verdict)" "$secs" "${loaded:-?}"
 
 # ---------------------------------------------------------------- gpu-tests
 if wanted gpu-tests; then
+group 150
 run_stage gpu-tests 240 env MLPTRAIN_REQUIRE_GPU=1 MLPTRAIN_MNIST_DIR="$data" \
   LD_LIBRARY_PATH="$lib_path" "$bin/mlptrain_gpu_tests" --gtest_output=json:"$logs/gpu_tests.json"
 fig=$(figure gtest "$logs/gpu_tests.json")
@@ -211,6 +222,7 @@ fi
 
 # ---------------------------------------------------------------- sanitize
 if wanted sanitize; then
+group 160
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda*/compute-sanitizer/compute-sanitizer 2>/dev/null | head -n 1)
 # Two epochs (the graph is recorded, then replayed) of 10 steps, and an evaluation.
 short=(train --data "$data" --device cuda --epochs 2 --train-samples 640 --test-samples 500)
@@ -230,6 +242,7 @@ fi
 
 # ---------------------------------------------------------------- train
 if wanted train; then
+group 90
 run_stage train 120 env LD_LIBRARY_PATH="$lib_path" "$bin/mlptrain" train --data "$data" \
   --device cuda --metrics "$logs/train.jsonl"
 acc=$(grep -o 'final test_acc [0-9.]*%' "$logs/train.log" | tail -n 1)
@@ -242,6 +255,7 @@ fi
 batches=64,256,1024,8192
 mkdir -p "$logs/compare"
 if wanted bench; then
+group 90
 for path in graph no-graph; do
   extra=(); [ "$path" = no-graph ] && extra=(--no-graph)
   json=$logs/bench_$path.json
@@ -255,7 +269,9 @@ fi
 
 # ---------------------------------------------------------------- torch
 if wanted torch; then
-for mode in eager compile graph; do
+group 170
+# torch.compile last: its compilation is the slowest part and gets what the group has left.
+for mode in eager graph compile; do
   limit=60; [ "$mode" = compile ] && limit=100
   figs="" worst=0 total=0
   for b in ${batches//,/ }; do
@@ -276,12 +292,14 @@ for mode in eager compile graph; do
   res=$(verdict); [ "$rc" -eq 3 ] && res=skip
   record "torch/$mode" "$res" "$total" "${figs# }"
 done
+group 30
 run_stage compare 30 python3 "$bundle/baselines/compare_table.py" "$logs/compare"
 record compare "$(verdict)" "$secs" "mlptrain (graph) against torch: logs/compare.log"
 fi
 
 # ---------------------------------------------------------------- kernels
 if wanted kernels; then
+group 60
 for timing in graph stream; do
   run_stage "kernels-$timing" 120 env LD_LIBRARY_PATH="$lib_path" "$bin/mlptrain-bench-kernels" \
     --timing "$timing" --launches 100 --benchmark_min_time=0.05 \
