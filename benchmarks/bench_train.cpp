@@ -10,6 +10,9 @@
 // step, and reading back the per-sample loss and predictions. CUDA events
 // time it on the GPU, a steady clock on the CPU (Trainer::time_seconds).
 // Evaluation on the test set happens after each epoch, outside the timing.
+//
+// With CUDA graph replay it also reports the nodes of the recorded epoch graph
+// per training step (kernels, cuBLAS's included): the launches a step costs.
 #include <cblas.h>
 
 #include <CLI/CLI.hpp>
@@ -33,6 +36,10 @@
 #include "host/model/model.hpp"
 #include "host/train/report.hpp"
 #include "host/train/trainer.hpp"
+
+#ifdef MLPTRAIN_WITH_CUDA
+#include "cuda/graph_stats.hpp"
+#endif
 
 #ifndef MLPTRAIN_VERSION
 #define MLPTRAIN_VERSION "unknown"
@@ -64,6 +71,8 @@ struct BenchResult {
     double step_us = 0.0;
     double test_accuracy = 0.0;
     double final_loss = 0.0;
+    int64_t graph_nodes = -1;            // nodes of the recorded epoch graph; -1: no graph
+    double graph_nodes_per_step = -1.0;  // graph_nodes / steps per epoch
 };
 
 static double median(std::vector<double> v) {
@@ -100,6 +109,13 @@ static BenchResult run_config(const BenchConfig& config, const DeviceChoice& dev
         rec.seconds =
             trainer->time_seconds([&] { rec.train = trainer->train_epoch(perm, config.lr); });
         rec.samples_per_s = double(n_train) / rec.seconds;
+#ifdef MLPTRAIN_WITH_CUDA
+        // The first epoch recorded the graph (evaluate() below records another).
+        if (e == 0 && device.cuda && config.use_graph) {
+            r.graph_nodes = last_recorded_graph_nodes();
+            r.graph_nodes_per_step = double(r.graph_nodes) / double(trainer->steps_per_epoch());
+        }
+#endif
         if (!std::isfinite(rec.train.loss)) {
             throw Error("batch " + std::to_string(batch_size) + ": training loss became " +
                         std::to_string(rec.train.loss) + " in epoch " + std::to_string(e + 1) +
@@ -136,6 +152,8 @@ static nlohmann::json result_json(const BenchConfig& config, const DeviceChoice&
             {"final_loss", r.final_loss},
             {"threads", r.threads},
             {"graph", device.cuda && config.use_graph},
+            {"graph_nodes", r.graph_nodes},
+            {"graph_nodes_per_step", r.graph_nodes_per_step},
             {"dataset", data.name},
             {"n_train", data.train.size()},
             {"n_test", data.test.size()},
@@ -149,13 +167,16 @@ static nlohmann::json result_json(const BenchConfig& config, const DeviceChoice&
 static void print_table(const std::vector<BenchResult>& results, int64_t n_timed,
                         std::ostream& out) {
     char line[256];
-    std::snprintf(line, sizeof line, "%7s %8s %15s %11s %10s %9s  %s\n", "batch", "threads",
-                  "median_epoch_s", "samples/s", "step_us", "test_acc", "device");
+    std::snprintf(line, sizeof line, "%7s %8s %15s %11s %10s %10s %9s  %s\n", "batch",
+                  "threads", "median_epoch_s", "samples/s", "step_us", "nodes/step", "test_acc",
+                  "device");
     out << "\nmlptrain, median of " << n_timed << " timed epoch(s) per configuration:\n" << line;
     for (const BenchResult& r : results) {
-        std::snprintf(line, sizeof line, "%7lld %8s %15.4f %11.0f %10.1f %8.2f%%  %s\n",
+        char nodes[32] = "-";
+        if (r.graph_nodes >= 0) std::snprintf(nodes, sizeof nodes, "%.2f", r.graph_nodes_per_step);
+        std::snprintf(line, sizeof line, "%7lld %8s %15.4f %11.0f %10.1f %10s %8.2f%%  %s\n",
                       (long long)r.batch_size, r.threads ? std::to_string(r.threads).c_str() : "-",
-                      r.median_s, r.samples_per_s, r.step_us, 100.0 * r.test_accuracy,
+                      r.median_s, r.samples_per_s, r.step_us, nodes, 100.0 * r.test_accuracy,
                       r.device_name.c_str());
         out << line;
     }

@@ -6,10 +6,15 @@
 // Each case is first run once on the measured backend and on a reference
 // (the CPU backend for CUDA; plain loops for the CPU backend) from the same
 // inputs and the outputs compared; a mismatch stops the case with an error
-// instead of timing a wrong kernel. Then every iteration is one launch, timed
-// by Backend::time_seconds (CUDA events, or a steady clock), and the case
-// reports GB/s (functors: the bytes each must read and write at least) or
-// GFLOP/s (GEMMs: 2*m*n*k).
+// instead of timing a wrong kernel. Then it times windows of
+// LaunchTiming<Backend>::launches() back-to-back launches with
+// Backend::time_seconds (CUDA events, or a steady clock), each window counted
+// as that many iterations (KeepRunningBatch), so the time reported is per
+// launch. The CPU backend's window is one launch; the CUDA benchmark's is many
+// (bench_kernels.cu), since one launch between two events measures the host's
+// launch cost, not the kernel.
+// Each case reports GB/s (functors: the bytes each must read and write at
+// least) or GFLOP/s (GEMMs: 2*m*n*k) per launch.
 //
 // Included by bench_kernels_cpu.cpp and bench_kernels.cu only.
 #pragma once
@@ -19,6 +24,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
@@ -120,6 +126,18 @@ inline double relative_error(const std::vector<float>& ref, const std::vector<fl
     return worst / scale;
 }
 
+// How cases are timed on backend Be: window(be, run) makes ready a function
+// that runs `run` launches() times back to back and returns the seconds the
+// backend measured for all of them. This default, one launch per window, is
+// the CPU backend's; bench_kernels.cu specialises it for CUDA.
+template <class Be>
+struct LaunchTiming {
+    static int64_t launches() { return 1; }
+    static std::function<double()> window(Be& be, const std::function<void()>& run) {
+        return [&be, run] { return be.time_seconds(run); };
+    }
+};
+
 // Shape of one case: name, work per launch, and how to set it up on any backend.
 struct CaseInfo {
     std::string name;
@@ -156,16 +174,27 @@ void register_case(const CaseInfo& info, const std::function<Be*(std::string*)>&
             state.SkipWithError(msg.c_str());
             return;
         }
+        std::function<double()> window;
+        try {
+            window = LaunchTiming<Be>::window(*be, measured.run);
+        } catch (const std::exception& e) {
+            state.SkipWithError(e.what());
+            return;
+        }
+        // Each window counts as `launches` iterations, so the reported time per iteration is
+        // the time per launch and --benchmark_min_time still bounds the time spent.
+        const int64_t launches = LaunchTiming<Be>::launches();
         double total_s = 0.0;
-        for (auto _ : state) {
-            const double s = be->time_seconds(measured.run);
+        while (state.KeepRunningBatch(launches)) {
+            const double s = window();
             state.SetIterationTime(s);
             total_s += s;
         }
-        const double n = double(state.iterations());
+        const double n = double(state.iterations());  // launches timed
         if (info.bytes > 0.0) state.counters["GB/s"] = info.bytes * n / total_s * 1e-9;
         if (info.flops > 0.0) state.counters["GFLOP/s"] = info.flops * n / total_s * 1e-9;
         state.counters["check_err"] = err;
+        state.counters["launches_per_window"] = double(launches);
     };
     benchmark::RegisterBenchmark(info.name.c_str(), body)->UseManualTime();
 }

@@ -21,10 +21,12 @@ public:
     template <class T>
     using Buffer = DeviceBuffer<T>;
 
-    // An instantiated graph and the key of the work it recorded.
+    // An instantiated graph, the key of the work it recorded, and its node
+    // count (kernels, cuBLAS's included, and any memset or copy nodes).
     struct Graph {
         GraphExec exec;
         int64_t key = -1;
+        int64_t nodes = -1;
     };
 
     explicit CudaBackend(int device = 0);
@@ -79,7 +81,7 @@ public:
                 abort_capture();
                 throw;
             }
-            graph.exec = end_capture();
+            graph.exec = end_capture(&graph.nodes);
             graph.key = key;
         }
         CUDA_CHECK(cudaGraphLaunch(graph.exec.get(), stream_.get()));
@@ -107,7 +109,7 @@ public:
 private:
     void begin_capture();
     void abort_capture();
-    GraphExec end_capture();
+    GraphExec end_capture(int64_t* n_nodes);
 
     int device_ = 0;
     int max_blocks_ = 0;

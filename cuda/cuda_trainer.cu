@@ -3,6 +3,7 @@
 #include <climits>
 
 #include "cuda/cuda_backend.cuh"
+#include "cuda/graph_stats.hpp"
 #include "host/train/engine.hpp"
 #include "host/train/trainer.hpp"
 
@@ -59,10 +60,19 @@ void CudaBackend::abort_capture() {
     cudaGetLastError();
 }
 
-GraphExec CudaBackend::end_capture() {
+// Capture mode is per thread (cudaStreamCaptureModeThreadLocal), and so is this record.
+static thread_local int64_t t_last_graph_nodes = -1;
+
+int64_t last_recorded_graph_nodes() { return t_last_graph_nodes; }
+
+GraphExec CudaBackend::end_capture(int64_t* n_nodes) {
     cudaGraph_t raw = nullptr;
     CUDA_CHECK(cudaStreamEndCapture(stream_.get(), &raw));
     const CudaGraph graph(raw);
+    size_t count = 0;
+    CUDA_CHECK(cudaGraphGetNodes(graph.get(), nullptr, &count));
+    *n_nodes = int64_t(count);
+    t_last_graph_nodes = int64_t(count);
     cudaGraphExec_t exec = nullptr;
     CUDA_CHECK(cudaGraphInstantiate(&exec, graph.get(), 0));
     return GraphExec(exec);

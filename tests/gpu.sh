@@ -1,36 +1,26 @@
 #!/usr/bin/env bash
-# The GPU checks, for a machine with an NVIDIA GPU: builds for that card's
-# architecture (read from nvidia-smi, stated explicitly, never "native"),
-# runs the GPU suite, then compute-sanitizer memcheck, racecheck and
-# initcheck on a short training run, then the default training.
-#   tests/gpu.sh [DATA_DIR]     (default: MNIST mirror, else Fashion-MNIST)
+# The GPU checks on a machine with an NVIDIA GPU and this project's packages (a CI runner):
+# makes the bundle for that card's architecture, read from nvidia-smi (tests/gpu/bundle.sh,
+# into .gpu-bundle), and runs it (tests/gpu/run.sh): the GPU suite with
+# MLPTRAIN_REQUIRE_GPU=1, compute-sanitizer memcheck, racecheck, initcheck and synccheck,
+# the default MNIST training, the benchmarks and the PyTorch baselines, with a summary
+# table last and logs in out/gpu-DATE/ (or $OUT). A GPU machine without our packages gets
+# a bundle made elsewhere instead (docs/PERFORMANCE.md, "Running the GPU check").
+#
+#   tests/gpu.sh
 set -euo pipefail
 repo_root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo_root"
 
-cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n1 | tr -d ' .')
-[ -n "$cap" ] || { echo "tests/gpu.sh: nvidia-smi reported no GPU" >&2; exit 1; }
-build_dir=build-gpu-sm$cap
-nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader
-
-cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_CUDA_ARCHITECTURES="$cap" >/dev/null
-cmake --build "$build_dir" -j "$(nproc)"
-ctest --test-dir "$build_dir" -L gpu --output-on-failure
-
-data=${1:-}
-if [ -z "$data" ]; then
-  if [ -f ../shared/data/mnist/train-images-idx3-ubyte.gz ]; then data=../shared/data/mnist
-  else data=/usr/share/datasets/fashion-mnist; fi
+if ! command -v nvidia-smi >/dev/null 2>&1; then
+  echo "tests/gpu.sh: no NVIDIA GPU: nvidia-smi is not installed on this machine; nothing was run" >&2
+  exit 1
 fi
-sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-short=(train --data "$data" --device cuda --epochs 2 --train-samples 2048 --test-samples 1000)
-for tool in memcheck racecheck initcheck; do
-  echo "== compute-sanitizer --tool $tool"
-  "$sanitizer" --tool "$tool" --error-exitcode 1 "$build_dir/mlptrain" "${short[@]}"
-done
-echo "== compute-sanitizer memcheck, stream path (--no-graph)"
-"$sanitizer" --tool memcheck --error-exitcode 1 "$build_dir/mlptrain" "${short[@]}" --no-graph
-
-echo "== default training on $data"
-"$build_dir/mlptrain" train --data "$data" --device cuda
+cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d ' .' || true)
+if ! [[ "$cap" =~ ^[0-9]+$ ]]; then
+  echo "tests/gpu.sh: no NVIDIA GPU: nvidia-smi lists none${cap:+ ($cap)}; nothing was run" >&2
+  exit 1
+fi
+tests/gpu/bundle.sh "$cap"
+# run.sh's default budget fits a short lease on an H200; a CI runner's card may be slower.
+MLPTRAIN_GPU_BUDGET_S=${MLPTRAIN_GPU_BUDGET_S:-1800} exec bash .gpu-bundle/run.sh

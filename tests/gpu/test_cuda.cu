@@ -1,10 +1,13 @@
 // GPU suite (CTest label `gpu`): the CUDA backend against the CPU backend,
 // which runs the same functors and the same Engine. Every test skips, with
-// the reason, where no usable CUDA device exists.
+// the reason, where no NVIDIA GPU exists. Where one is expected (the
+// environment sets MLPTRAIN_REQUIRE_GPU=1, or nvidia-smi lists a GPU), a CUDA
+// device this process cannot use is a failure with the reason instead.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <regex>
@@ -32,10 +35,48 @@
 namespace mlp {
 namespace {
 
-#define REQUIRE_GPU()                                                               \
-    do {                                                                            \
-        const CudaDeviceInfo info_ = probe_cuda_device();                           \
-        if (!info_.usable) GTEST_SKIP() << "no usable CUDA device: " << info_.reason; \
+// Why this machine should have a usable GPU, or "" where nothing says so.
+std::string gpu_expected_because() {
+    const char* env = std::getenv("MLPTRAIN_REQUIRE_GPU");
+    if (env && *env && std::string(env) != "0") return "MLPTRAIN_REQUIRE_GPU=" + std::string(env);
+    std::string listed;
+    if (FILE* smi = popen("nvidia-smi -L 2>/dev/null", "r")) {
+        char line[512];
+        while (std::fgets(line, sizeof line, smi)) {
+            if (listed.empty() && std::string(line).rfind("GPU ", 0) == 0) listed = line;
+        }
+        pclose(smi);
+    }
+    while (!listed.empty() && (listed.back() == '\n' || listed.back() == '\r')) listed.pop_back();
+    return listed.empty() ? "" : "nvidia-smi lists " + listed;
+}
+
+// Probed once per process: whether the tests can run, and if not whether that is a skip.
+struct GpuStatus {
+    CudaDeviceInfo info;
+    std::string expected_because;
+};
+
+const GpuStatus& gpu_status() {
+    static const GpuStatus status = [] {
+        GpuStatus s;
+        s.info = probe_cuda_device();
+        if (!s.info.usable) s.expected_because = gpu_expected_because();
+        return s;
+    }();
+    return status;
+}
+
+#define REQUIRE_GPU()                                                                    \
+    do {                                                                                 \
+        const GpuStatus& gpu_ = gpu_status();                                            \
+        if (!gpu_.info.usable && !gpu_.expected_because.empty()) {                       \
+            FAIL() << "no usable CUDA device although " << gpu_.expected_because << ": " \
+                   << gpu_.info.reason;                                                  \
+        }                                                                                \
+        if (!gpu_.info.usable) {                                                         \
+            GTEST_SKIP() << "no usable CUDA device: " << gpu_.info.reason;               \
+        }                                                                                \
     } while (0)
 
 // Sizes that catch indexing bugs: one element, odd, around the block size,
