@@ -81,13 +81,110 @@ TEST(Dataset, NonSquareImagesOfAnySize) {
     EXPECT_EQ(d.train.images.pixels.size(), 6u * 22u);
 }
 
+mlp::LoadOptions with_classes(int64_t n_classes) {
+    mlp::LoadOptions options;
+    options.n_classes = n_classes;
+    return options;
+}
+
+std::string load_error(const std::string& dir, const mlp::LoadOptions& options) {
+    try {
+        mlp::load_dataset(dir, "test", options);
+    } catch (const mlp::DataError& e) {
+        return e.what();
+    }
+    ADD_FAILURE() << "expected mlp::DataError from load_dataset(" << dir << ")";
+    return "";
+}
+
 TEST(Dataset, ClassCountIsMaxTrainingLabelPlusOne) {
     TempDir dir;
     DatasetFiles f;
-    f.train_labels = {0, 7, 0, 7, 2, 2};  // 3 distinct values, largest 7
+    f.train_labels = {0, 4, 1, 3, 2, 2};
+    f.test_labels = {4, 0, 1};
+    f.write_to(dir);
+    EXPECT_EQ(mlp::load_dataset(dir.path(), "test").n_classes, 5);
+}
+
+// One stray label must not widen the model to 201 outputs without a word.
+TEST(DatasetDefect, ClassRangeWithEmptyClassesNamesTheLabelFileAndFirstIndex) {
+    TempDir dir;
+    DatasetFiles f;
+    f.train_labels = {0, 1, 2, 3, 200, 200};
+    f.write_to(dir);
+    const std::string labels = dir.file("train-labels-idx1-ubyte");
+    EXPECT_THAT(
+        load_error(dir.path()),
+        AllOf(StartsWith(labels + ": "), HasSubstr("item 4 has label 200"),
+              HasSubstr("no sample has a label in 4..199"), HasSubstr("give --classes 201")));
+
+    f.train_labels = {0, 7, 0, 7, 2, 2};  // 1 and 3..6 unused: the first gap is named
+    f.write_to(dir);
+    EXPECT_THAT(load_error(dir.path()),
+                AllOf(StartsWith(labels + ": "), HasSubstr("item 4 has label 2"),
+                      HasSubstr("no sample has label 1:")));
+}
+
+TEST(Dataset, ExplicitClassCountAllowsUnusedClasses) {
+    TempDir dir;
+    DatasetFiles f;
+    f.train_labels = {0, 7, 0, 7, 2, 2};
     f.test_labels = {7, 0, 1};
     f.write_to(dir);
-    EXPECT_EQ(mlp::load_dataset(dir.path(), "test").n_classes, 8);
+    EXPECT_EQ(mlp::load_dataset(dir.path(), "test", with_classes(8)).n_classes, 8);
+    EXPECT_EQ(mlp::load_dataset(dir.path(), "test", with_classes(20)).n_classes, 20);
+}
+
+TEST(DatasetDefect, ExplicitClassCountRefusesLabelsAtOrAboveIt) {
+    TempDir dir;
+    DatasetFiles f;
+    f.train_labels = {0, 1, 2, 3, 1, 0};
+    f.test_labels = {3, 2, 0};
+    f.write_to(dir);
+    EXPECT_THAT(load_error(dir.path(), with_classes(3)),
+                AllOf(StartsWith(dir.file("train-labels-idx1-ubyte") + ": "),
+                      HasSubstr("item 3 has label 3"), HasSubstr("--classes gives 3 classes")));
+    f.train_labels = {0, 1, 2, 2, 1, 0};
+    f.write_to(dir);
+    EXPECT_THAT(load_error(dir.path(), with_classes(3)),
+                AllOf(StartsWith(dir.file("t10k-labels-idx1-ubyte") + ": "),
+                      HasSubstr("item 0 has label 3"), HasSubstr("--classes gives 3 classes")));
+}
+
+TEST(Dataset, TestOnlyReadsNoTrainingFiles) {
+    TempDir dir;
+    DatasetFiles{}.write_to(dir);
+    std::filesystem::remove(dir.file("train-images-idx3-ubyte"));
+    std::filesystem::remove(dir.file("train-labels-idx1-ubyte"));
+    EXPECT_FALSE(mlp::has_dataset_files(dir.path()));
+    EXPECT_TRUE(mlp::has_dataset_files(dir.path(), /*test_only=*/true));
+    mlp::LoadOptions options = with_classes(10);
+    options.test_only = true;
+    const mlp::Dataset d = mlp::load_dataset(dir.path(), "test", options);
+    EXPECT_EQ(d.train.size(), 0);
+    EXPECT_EQ(d.test.size(), 3);
+    EXPECT_EQ(d.n_features(), 15);
+    EXPECT_EQ(d.n_classes, 10);
+    EXPECT_EQ(d.test.labels.labels, (std::vector<uint8_t>{3, 2, 0}));
+
+    options.n_classes = 3;
+    options.classes_from = "the model";
+    EXPECT_THAT(load_error(dir.path(), options),
+                AllOf(StartsWith(dir.file("t10k-labels-idx1-ubyte") + ": "),
+                      HasSubstr("item 0 has label 3"), HasSubstr("the model gives 3 classes")));
+}
+
+TEST(Dataset, GzFallbackForASingleFile) {
+    TempDir dir;
+    DatasetFiles f;
+    f.gzip = true;
+    f.write_to(dir);
+    const std::string raw = dir.file("t10k-images-idx3-ubyte");
+    EXPECT_EQ(mlp::with_gz_fallback(raw), raw + ".gz");
+    EXPECT_EQ(mlp::with_gz_fallback(raw + ".gz"), raw + ".gz");
+    EXPECT_EQ(mlp::with_gz_fallback(dir.file("nothing")), dir.file("nothing"));
+    DatasetFiles{}.write_to(dir);  // both present: the name given wins
+    EXPECT_EQ(mlp::with_gz_fallback(raw), raw);
 }
 
 TEST(Dataset, HasDatasetFiles) {
@@ -205,12 +302,21 @@ TEST(FindDataset, IncompleteProjectFolderFallsThroughToSystemFolder) {
 TEST(FindDataset, UnknownNameListsKnownOnes) {
     try {
         mlp::find_dataset_dir("cifar10", "data");
-        FAIL() << "expected mlp::Error";
-    } catch (const mlp::Error& e) {
+        FAIL() << "expected mlp::UsageError";
+    } catch (const mlp::UsageError& e) {
+        EXPECT_EQ(e.flag(), "--dataset");
         EXPECT_THAT(std::string(e.what()),
                     AllOf(HasSubstr("unknown data set 'cifar10'"), HasSubstr("mnist"),
                           HasSubstr("fashion-mnist")));
     }
+}
+
+TEST(FindDataset, TestOnlyLookupNeedsOnlyTheTestFiles) {
+    TempDir dir;
+    DatasetFiles{}.write_to(dir, "mnist");
+    std::filesystem::remove(dir.file("mnist/train-images-idx3-ubyte"));
+    EXPECT_EQ(mlp::find_dataset_dir("mnist", dir.path(), /*test_only=*/true),
+              dir.path() + "/mnist");
 }
 
 }  // namespace

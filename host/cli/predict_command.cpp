@@ -6,6 +6,9 @@
 #include <cstdio>
 
 #include "host/base/error.hpp"
+#include "host/config/checks.hpp"
+#include "host/config/train_config.hpp"
+#include "host/data/dataset.hpp"
 #include "host/data/idx.hpp"
 #include "host/data/image.hpp"
 #include "host/formats/safetensors.hpp"
@@ -24,14 +27,11 @@ CLI::App* add_predict_command(CLI::App& app, PredictConfig& config) {
     CLI::Option* idx = cmd->add_option("--idx", config.idx_path,
                                        "an IDX image file (e.g. t10k-images-idx3-ubyte[.gz])");
     CLI::Option* index =
-        cmd->add_option("--index", config.index, "the sample of the --idx file to classify")
-            ->check(CLI::NonNegativeNumber);
+        cmd->add_option("--index", config.index, "the sample of the --idx file to classify");
     CLI::Option* all = cmd->add_flag(
         "--all", config.all,
         "classify every sample of the --idx file (text: one predicted class per line)");
-    cmd->add_option("--top-k", config.top_k, "how many classes to show")
-        ->check(CLI::Range(int64_t(1), int64_t(1) << 20))
-        ->capture_default_str();
+    cmd->add_option("--top-k", config.top_k, "how many classes to show")->capture_default_str();
     cmd->add_option("--invert", config.invert,
                     "pictures: make them light-on-dark like the training data: auto (when "
                     "the border is light), yes or no")
@@ -41,7 +41,9 @@ CLI::App* add_predict_command(CLI::App& app, PredictConfig& config) {
     index->needs(idx);
     all->needs(idx);
     index->excludes(all);
-    cmd->parse_complete_callback([&config, cmd] {
+    cmd->parse_complete_callback([&config, cmd, index] {
+        check_int("--top-k", config.top_k, 1, k_max_batch_size);
+        if (index->count() > 0) check_int("--index", config.index, 0);
         if (config.files.empty() && config.idx_path.empty()) {
             throw CLI::ValidationError(cmd->get_name(),
                                        "nothing to classify: give PNG files, or --idx FILE "
@@ -90,21 +92,20 @@ static void print_top(std::ostream& out, const std::vector<ClassProbability>& to
 }
 
 static int predict_idx(const PredictConfig& config, const Predictor& predictor, std::ostream& out) {
-    const IdxImages images = read_idx_images(config.idx_path);
+    const std::string path = with_gz_fallback(config.idx_path);
+    const IdxImages images = read_idx_images(path);
     if (images.n_features() != predictor.shape().n_inputs()) {
-        throw DataError(config.idx_path,
-                        "images are " + std::to_string(images.n_rows) + "x" +
-                            std::to_string(images.n_cols) + " (" +
-                            std::to_string(images.n_features()) + " values), but the model " +
-                            predictor.path() + " takes " +
-                            std::to_string(predictor.shape().n_inputs()) + " inputs");
+        throw DataError(path, "images are " + std::to_string(images.n_rows) + "x" +
+                                  std::to_string(images.n_cols) + " (" +
+                                  std::to_string(images.n_features()) + " values), but the model " +
+                                  predictor.path() + " takes " +
+                                  std::to_string(predictor.shape().n_inputs()) + " inputs");
     }
     int64_t first = 0, last = images.n_items;
     if (!config.all) {
         if (config.index >= images.n_items) {
-            throw DataError(config.idx_path, "has " + std::to_string(images.n_items) +
-                                                 " images; --index " +
-                                                 std::to_string(config.index) + " is out of range");
+            throw DataError(path, "has " + std::to_string(images.n_items) + " images; --index " +
+                                      std::to_string(config.index) + " is out of range");
         }
         first = config.index;
         last = first + 1;
@@ -114,13 +115,12 @@ static int predict_idx(const PredictConfig& config, const Predictor& predictor, 
         const uint8_t* pixels = &images.pixels[size_t(i * images.n_features())];
         const auto top = top_classes(predictor.probabilities(pixels), config.top_k);
         if (config.json) {
-            results.push_back({{"file", config.idx_path},
-                               {"index", i},
-                               {"top", top_json(top, predictor.dataset())}});
+            results.push_back(
+                {{"file", path}, {"index", i}, {"top", top_json(top, predictor.dataset())}});
         } else if (config.all) {
             out << top.front().label << "\n";
         } else {
-            out << config.idx_path << " [" << i << "]\n";
+            out << path << " [" << i << "]\n";
             print_top(out, top, predictor.dataset());
         }
     }

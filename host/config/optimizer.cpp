@@ -1,42 +1,31 @@
 #include "host/config/optimizer.hpp"
 
 #include <cmath>
-#include <cstdio>
-#include <utility>
 
 #include "host/base/error.hpp"
+#include "host/config/checks.hpp"
+#include "host/config/names.hpp"
 
 namespace mlp {
 
-static std::string num(double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g", v);
-    return buf;
+const OptimizerInfo& optimizer_info(OptimizerKind kind) {
+    return entry_of(k_optimizers, kind);
 }
 
 void check_optimizer_config(const OptimizerConfig& c) {
     const bool sgd = c.kind == OptimizerKind::sgd;
-    if (!(c.momentum >= 0.0 && c.momentum < 1.0)) {
-        throw Error("--momentum " + num(c.momentum) + " is outside [0, 1)");
-    }
+    check_real("--momentum", c.momentum, k_below_one);
     if (!sgd && c.momentum != 0.0) {
-        throw Error("--momentum is an SGD option; " + to_string(c.kind) + " has --beta1 instead");
+        throw UsageError("--momentum",
+                         "is an SGD option; " + to_string(c.kind) + " has --beta1 instead");
     }
     if (c.nesterov && (!sgd || c.momentum == 0.0)) {
-        throw Error("--nesterov needs --optimizer sgd with --momentum > 0");
+        throw UsageError("--nesterov", "needs --optimizer sgd with --momentum > 0");
     }
-    if (!(c.weight_decay >= 0.0) || !std::isfinite(c.weight_decay)) {
-        throw Error("--weight-decay " + num(c.weight_decay) + " must be finite and >= 0");
-    }
-    for (const auto& [flag, v] : {std::pair<const char*, double>{"--beta1", c.beta1},
-                                  std::pair<const char*, double>{"--beta2", c.beta2}}) {
-        if (!(v >= 0.0 && v < 1.0)) {
-            throw Error(std::string(flag) + " " + num(v) + " is outside [0, 1)");
-        }
-    }
-    if (!(c.eps > 0.0) || !std::isfinite(c.eps)) {
-        throw Error("--eps " + num(c.eps) + " must be positive and finite");
-    }
+    check_real("--weight-decay", c.weight_decay, k_non_negative);
+    check_real("--beta1", c.beta1, k_below_one);
+    check_real("--beta2", c.beta2, k_below_one);
+    check_real("--eps", c.eps, k_positive);
 }
 
 std::vector<std::string> optimizer_state_names(const OptimizerConfig& config) {
@@ -62,22 +51,11 @@ std::vector<OptimizerStep> optimizer_steps(const OptimizerConfig& config,
 }
 
 std::string to_string(OptimizerKind kind) {
-    switch (kind) {
-        case OptimizerKind::sgd:
-            return "sgd";
-        case OptimizerKind::adam:
-            return "adam";
-        case OptimizerKind::adamw:
-            return "adamw";
-    }
-    return "unknown";
+    return optimizer_info(kind).name;
 }
 
 OptimizerKind parse_optimizer_kind(const std::string& name) {
-    for (OptimizerKind k : {OptimizerKind::sgd, OptimizerKind::adam, OptimizerKind::adamw}) {
-        if (to_string(k) == name) return k;
-    }
-    throw Error("unknown optimizer '" + name + "' (use sgd, adam or adamw)");
+    return parse_name(k_optimizers, name, "--optimizer", "optimizer").value;
 }
 
 }  // namespace mlp

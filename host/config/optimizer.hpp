@@ -1,7 +1,7 @@
 // Optimizer configuration, state and per-step scalars. The update rules are
-// the fused functors in cuda/ops/ (sgd_update.hpp, adam_update.hpp), run by
-// host/engine.hpp over the flat parameter buffer; this file holds what the
-// host computes for them.
+// the fused functors in ops/ (sgd_update.hpp, adam_update.hpp), run by
+// host/train/engine.hpp over the flat parameter buffer; this file holds what
+// the host computes for them.
 #pragma once
 
 #include <cstdint>
@@ -14,10 +14,29 @@ namespace mlp {
 
 enum class OptimizerKind { sgd, adam, adamw };
 
+// The optimizers by name (host/config/names.hpp), with the facts the checks and
+// the CLI's defaults read.
+struct OptimizerInfo {
+    const char* name;
+    OptimizerKind value;
+    const char* help;
+    const char* flags;            // the optimizer's own flags, space-separated
+    double default_weight_decay;  // PyTorch's default for the class
+};
+
+constexpr OptimizerInfo k_optimizers[] = {
+    {"sgd", OptimizerKind::sgd, "", "--momentum --nesterov", 0.0},
+    {"adam", OptimizerKind::adam, "", "--beta1 --beta2 --eps", 0.0},
+    {"adamw", OptimizerKind::adamw, "", "--beta1 --beta2 --eps", 0.01},
+};
+
+const OptimizerInfo& optimizer_info(OptimizerKind kind);
+
 // PyTorch's hyperparameters and defaults (torch.optim.SGD, Adam, AdamW).
 // Weight decay applies to every parameter, biases included, as PyTorch does
-// by default; PyTorch's AdamW default of 0.01 is the CLI's business (a library
-// caller sets it explicitly).
+// by default; PyTorch's AdamW default of 0.01 (default_weight_decay above) is
+// applied by resolve_train_defaults() for a command line that leaves
+// --weight-decay out; a library caller sets it explicitly.
 struct OptimizerConfig {
     OptimizerKind kind = OptimizerKind::sgd;
     double momentum = 0.0;      // sgd
@@ -28,9 +47,9 @@ struct OptimizerConfig {
     double eps = 1e-8;
 };
 
-// Throws Error, naming the flag, for a configuration PyTorch would refuse or
-// that mixes options of different optimizers (e.g. --nesterov without
-// --momentum, --momentum with adam).
+// Throws UsageError, naming the flag, for a configuration PyTorch would refuse
+// (NaN and infinity included) or that mixes options of different optimizers
+// (e.g. --nesterov without --momentum, --momentum with adam).
 void check_optimizer_config(const OptimizerConfig& config);
 
 // State buffers an optimizer keeps, one value per parameter, named as in
@@ -51,7 +70,7 @@ struct OptimizerState {
 std::vector<OptimizerStep> optimizer_steps(const OptimizerConfig& config,
                                            const std::vector<double>& lr, int64_t steps_done);
 
-// "sgd" | "adam" | "adamw"; parse throws Error naming the value.
+// The names of k_optimizers; parse throws UsageError naming --optimizer and the value.
 std::string to_string(OptimizerKind kind);
 OptimizerKind parse_optimizer_kind(const std::string& name);
 

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "host/base/error.hpp"
+#include "host/config/names.hpp"
 
 namespace mlp {
 
@@ -64,30 +65,20 @@ double lr_at(const ScheduleConfig& s, double base_lr, int64_t epoch, int64_t ste
     throw Error("unknown learning-rate schedule");
 }
 
+const ScheduleInfo& schedule_info(ScheduleKind kind) {
+    return entry_of(k_schedules, kind);
+}
+
 std::string to_string(ScheduleKind kind) {
-    switch (kind) {
-        case ScheduleKind::constant:
-            return "constant";
-        case ScheduleKind::step:
-            return "step";
-        case ScheduleKind::cosine:
-            return "cosine";
-        case ScheduleKind::onecycle:
-            return "onecycle";
-    }
-    return "unknown";
+    return schedule_info(kind).name;
 }
 
 ScheduleKind parse_schedule_kind(const std::string& name) {
-    for (ScheduleKind k : {ScheduleKind::constant, ScheduleKind::step, ScheduleKind::cosine,
-                           ScheduleKind::onecycle}) {
-        if (to_string(k) == name) return k;
-    }
-    throw Error("unknown schedule '" + name + "' (use constant, step, cosine or onecycle)");
+    return parse_name(k_schedules, name, "--schedule", "schedule").value;
 }
 
 bool schedule_depends_on_epochs(ScheduleKind kind) {
-    return kind == ScheduleKind::cosine || kind == ScheduleKind::onecycle;
+    return schedule_info(kind).depends_on_epochs;
 }
 
 }  // namespace mlp

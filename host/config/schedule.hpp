@@ -3,7 +3,7 @@
 // exactly the rates an uninterrupted one used. StepLR and CosineAnnealingLR
 // are stepped once per epoch (as PyTorch examples do); OneCycleLR is stepped
 // per batch. Computed on the host in double for every step of an epoch and
-// uploaded with the epoch order (host/engine.hpp).
+// uploaded with the epoch order (host/train/engine.hpp).
 #pragma once
 
 #include <cstdint>
@@ -12,6 +12,25 @@
 namespace mlp {
 
 enum class ScheduleKind { constant, step, cosine, onecycle };
+
+// The schedules by name (host/config/names.hpp), with the facts the checks read.
+struct ScheduleInfo {
+    const char* name;
+    ScheduleKind value;
+    const char* help;
+    const char* flags;       // the schedule's own flags, space-separated
+    bool depends_on_epochs;  // the rates follow the total number of epochs
+};
+
+constexpr ScheduleInfo k_schedules[] = {
+    {"constant", ScheduleKind::constant, "", "", false},
+    {"step", ScheduleKind::step, "per epoch", "--gamma --step-size", false},
+    {"cosine", ScheduleKind::cosine, "per epoch, to 0", "--schedule-epochs", true},
+    {"onecycle", ScheduleKind::onecycle, "per step; --lr is the peak",
+     "--warmup-pct --schedule-epochs", true},
+};
+
+const ScheduleInfo& schedule_info(ScheduleKind kind);
 
 struct ScheduleConfig {
     ScheduleKind kind = ScheduleKind::constant;
@@ -42,7 +61,7 @@ struct ScheduleConfig {
 double lr_at(const ScheduleConfig& schedule, double base_lr, int64_t epoch, int64_t step,
              int64_t steps_per_epoch, int64_t total_epochs);
 
-// "constant" | "step" | "cosine" | "onecycle"; parse throws Error naming the value.
+// The names of k_schedules; parse throws UsageError naming --schedule and the value.
 std::string to_string(ScheduleKind kind);
 ScheduleKind parse_schedule_kind(const std::string& name);
 

@@ -47,19 +47,17 @@ static Dataset subset(Dataset data, const DataConfig& config) {
     return data;
 }
 
-Dataset open_dataset(const DataConfig& config, std::string* where) {
+static Dataset open_with(const DataConfig& config, const LoadOptions& options, std::string* where) {
     if (!config.data_dir.empty()) {
         if (!fs::is_directory(config.data_dir)) {
             throw Error("--data " + config.data_dir + ": not a folder");
         }
         const std::string name = fs::path(config.data_dir).lexically_normal().filename();
         if (where) *where = config.data_dir;
-        return subset(load_dataset(config.data_dir, name.empty() ? "data" : name,
-                                   config.max_input_bytes()),
-                      config);
+        return subset(load_dataset(config.data_dir, name.empty() ? "data" : name, options), config);
     }
     const std::string data_dir = project_data_dir();
-    std::string dir = find_dataset_dir(config.dataset, data_dir);
+    std::string dir = find_dataset_dir(config.dataset, data_dir, options.test_only);
     if (dir.empty() && config.fetch) dir = fetch_dataset(config.dataset, data_dir);
     if (dir.empty()) {
         throw Error("--dataset " + config.dataset + ": not found in " + data_dir + "/" +
@@ -69,7 +67,23 @@ Dataset open_dataset(const DataConfig& config, std::string* where) {
                     " [--mirror DIR], or pass --data DIR");
     }
     if (where) *where = dir;
-    return subset(load_dataset(dir, config.dataset, config.max_input_bytes()), config);
+    return subset(load_dataset(dir, config.dataset, options), config);
+}
+
+Dataset open_dataset(const DataConfig& config, std::string* where) {
+    LoadOptions options;
+    options.limit_bytes = config.max_input_bytes();
+    options.n_classes = config.classes;
+    return open_with(config, options, where);
+}
+
+Dataset open_test_split(const DataConfig& config, int64_t model_classes, std::string* where) {
+    LoadOptions options;
+    options.limit_bytes = config.max_input_bytes();
+    options.n_classes = config.classes > 0 ? config.classes : model_classes;
+    options.classes_from = config.classes > 0 ? "--classes" : "the model";
+    options.test_only = true;
+    return open_with(config, options, where);
 }
 
 }  // namespace mlp

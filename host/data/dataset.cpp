@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <iterator>
 #include <system_error>
 
 #include "host/base/error.hpp"
+#include "host/config/names.hpp"
 
 namespace mlp {
 
@@ -18,12 +20,13 @@ namespace {
 struct FileRole {
     const char* name;
     const char* alt_name;
+    bool test;  // part of the test split, all that eval reads
 };
 
-constexpr FileRole k_train_images{"train-images-idx3-ubyte", "train-images.idx3-ubyte"};
-constexpr FileRole k_train_labels{"train-labels-idx1-ubyte", "train-labels.idx1-ubyte"};
-constexpr FileRole k_test_images{"t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"};
-constexpr FileRole k_test_labels{"t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"};
+constexpr FileRole k_train_images{"train-images-idx3-ubyte", "train-images.idx3-ubyte", false};
+constexpr FileRole k_train_labels{"train-labels-idx1-ubyte", "train-labels.idx1-ubyte", false};
+constexpr FileRole k_test_images{"t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte", true};
+constexpr FileRole k_test_labels{"t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte", true};
 constexpr FileRole k_roles[] = {k_train_images, k_train_labels, k_test_images, k_test_labels};
 
 constexpr const char* k_system_datasets_dir = "/usr/share/datasets";
@@ -81,63 +84,115 @@ static void check_same_image_size(const Dataset& d, const std::string& train_pat
     }
 }
 
-// The model's output width comes from the training labels, so a larger test label would index
-// past the logits; it is a data error, not something to clamp.
-static void check_test_labels(const Dataset& d, const std::string& test_labels_path) {
-    const std::vector<uint8_t>& labels = d.test.labels.labels;
+// Labels at or above the class count would index past the logits; a data error, not something
+// to clamp.
+static void check_labels_below(const std::vector<uint8_t>& labels, const std::string& path,
+                               int64_t n_classes, const std::string& classes_from) {
     for (size_t i = 0; i < labels.size(); ++i) {
-        if (labels[i] >= d.n_classes) {
-            throw DataError(test_labels_path,
-                            "label out of range: item " + std::to_string(i) + " has label " +
-                                std::to_string(labels[i]) + ", but the training labels give " +
-                                std::to_string(d.n_classes) + " classes (0.." +
-                                std::to_string(d.n_classes - 1) + ")");
+        if (labels[i] >= n_classes) {
+            throw DataError(path, "label out of range: item " + std::to_string(i) + " has label " +
+                                      std::to_string(labels[i]) + ", but " + classes_from + " " +
+                                      std::to_string(n_classes) + " classes (0.." +
+                                      std::to_string(n_classes - 1) + ")");
         }
     }
 }
 
-Dataset load_dataset(const std::string& dir, const std::string& name, uint64_t limit_bytes) {
-    // Resolve all four names first so that a missing file is reported before any slow read.
-    std::string train_images = require(dir, k_train_images);
-    std::string train_labels = require(dir, k_train_labels);
+// Largest label + 1, refusing a range with classes no sample uses: one stray label (200 among
+// digits) would otherwise give a model with 201 outputs and train without complaint.
+static int classes_from_labels(const std::vector<uint8_t>& labels, const std::string& path) {
+    if (labels.empty()) throw DataError(path, "holds no labels");
+    int64_t first[k_max_classes];
+    std::fill(std::begin(first), std::end(first), -1);
+    for (size_t i = labels.size(); i-- > 0;) first[labels[i]] = int64_t(i);
+    const int n_classes = int(*std::max_element(labels.begin(), labels.end())) + 1;
+    for (int c = 0; c < n_classes; ++c) {
+        if (first[c] >= 0) continue;
+        int next = c;
+        while (first[next] < 0) ++next;
+        const std::string gap =
+            next == c + 1 ? "label " + std::to_string(c)
+                          : "a label in " + std::to_string(c) + ".." + std::to_string(next - 1);
+        throw DataError(path, "item " + std::to_string(first[next]) + " has label " +
+                                  std::to_string(next) + ", but no sample has " + gap +
+                                  ": the classes 0.." + std::to_string(n_classes - 1) +
+                                  " would include empty ones (if the data really has unused "
+                                  "classes, give --classes " +
+                                  std::to_string(n_classes) + ")");
+    }
+    return n_classes;
+}
+
+Dataset load_dataset(const std::string& dir, const std::string& name, const LoadOptions& options) {
+    // Resolve the names first so that a missing file is reported before any slow read.
+    const bool train = !options.test_only;
+    std::string train_images = train ? require(dir, k_train_images) : "";
+    std::string train_labels = train ? require(dir, k_train_labels) : "";
     std::string test_images = require(dir, k_test_images);
     std::string test_labels = require(dir, k_test_labels);
 
     Dataset d;
     d.name = name;
     d.dir = dir;
-    d.train = load_split(train_images, train_labels, "train", limit_bytes);
-    d.test = load_split(test_images, test_labels, "test", limit_bytes);
-    check_same_image_size(d, train_images, test_images);
-    const std::vector<uint8_t>& tl = d.train.labels.labels;
-    d.n_classes = int(*std::max_element(tl.begin(), tl.end())) + 1;
-    check_test_labels(d, test_labels);
+    d.test = load_split(test_images, test_labels, "test", options.limit_bytes);
+    if (train) {
+        d.train = load_split(train_images, train_labels, "train", options.limit_bytes);
+        check_same_image_size(d, train_images, test_images);
+    } else {
+        // The model's input size comes from the train split's image size.
+        d.train.images.n_rows = d.test.images.n_rows;
+        d.train.images.n_cols = d.test.images.n_cols;
+    }
+    const std::vector<uint8_t>& class_labels = train ? d.train.labels.labels : d.test.labels.labels;
+    const std::string& class_path = train ? train_labels : test_labels;
+    if (options.n_classes > 0) {
+        d.n_classes = int(options.n_classes);
+        const std::string gives = options.classes_from + " gives";
+        if (train) check_labels_below(d.train.labels.labels, train_labels, d.n_classes, gives);
+        check_labels_below(d.test.labels.labels, test_labels, d.n_classes, gives);
+    } else if (train) {
+        d.n_classes = classes_from_labels(class_labels, class_path);
+        check_labels_below(d.test.labels.labels, test_labels, d.n_classes,
+                           "the training labels give");
+    } else {
+        // The test split alone says nothing about classes it lacks; the caller's count decides.
+        d.n_classes = d.test.size()
+                          ? int(*std::max_element(class_labels.begin(), class_labels.end())) + 1
+                          : 0;
+    }
     return d;
 }
 
-bool has_dataset_files(const std::string& dir) {
+Dataset load_dataset(const std::string& dir, const std::string& name, uint64_t limit_bytes) {
+    LoadOptions options;
+    options.limit_bytes = limit_bytes;
+    return load_dataset(dir, name, options);
+}
+
+bool has_dataset_files(const std::string& dir, bool test_only) {
     for (const FileRole& role : k_roles) {
+        if (test_only && !role.test) continue;
         if (locate(dir, role).empty()) return false;
     }
     return true;
 }
 
-const std::vector<std::string>& known_datasets() {
-    static const std::vector<std::string> names = {"mnist", "fashion-mnist"};
-    return names;
+std::string with_gz_fallback(const std::string& path) {
+    if (!is_file(path) && is_file(path + ".gz")) return path + ".gz";
+    return path;
 }
 
-std::string find_dataset_dir(const std::string& name, const std::string& project_data_dir) {
-    const std::vector<std::string>& known = known_datasets();
-    if (std::find(known.begin(), known.end(), name) == known.end()) {
-        std::string list;
-        for (const std::string& k : known) list += (list.empty() ? "" : ", ") + k;
-        throw Error("unknown data set '" + name + "'; known data sets: " + list);
-    }
+std::vector<std::string> known_datasets() {
+    return names_of(k_datasets);
+}
+
+std::string find_dataset_dir(const std::string& name, const std::string& project_data_dir,
+                             bool test_only) {
+    parse_name(k_datasets, name, "--dataset", "data set");
     for (const std::string& root : {project_data_dir, std::string(k_system_datasets_dir)}) {
         if (root.empty()) continue;
         std::string dir = root + "/" + name;
-        if (has_dataset_files(dir)) return dir;
+        if (has_dataset_files(dir, test_only)) return dir;
     }
     return "";
 }
