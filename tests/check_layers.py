@@ -7,6 +7,7 @@ outside the layering unnoticed. Exit 1 lists every offending line.
 """
 import pathlib
 import re
+import subprocess
 import sys
 
 HOST_BELOW_CLI = ["host/base", "host/config", "host/model", "host/formats", "host/data",
@@ -47,10 +48,15 @@ def folder_of(rel: str) -> str:
 def main() -> int:
     root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve()
     problems = []
-    for path in sorted(root.rglob("*")):
+    # The files git knows of (tracked, or new and not ignored): virtual environments, build
+    # folders and fetched data are ignored and hold headers that are not ours.
+    listed = subprocess.run(["git", "-C", str(root), "ls-files", "--cached", "--others",
+                             "--exclude-standard"], check=True, capture_output=True,
+                            text=True).stdout.split()
+    for rel in sorted(set(listed)):
+        path = root / rel
         if path.suffix not in SOURCE_SUFFIXES or not path.is_file():
             continue
-        rel = path.relative_to(root).as_posix()
         if rel.split("/")[0] in UNCHECKED or rel.startswith("build"):
             continue
         folder = folder_of(rel)
