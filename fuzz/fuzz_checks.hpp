@@ -55,14 +55,36 @@ inline void check_idx_input(const uint8_t* data, size_t size) {
 }
 
 // A decoded model must match its shape and survive a save and a reload bit for bit (NaN payloads
-// included), or a checkpoint could change by being resumed and saved again.
+// included), or a checkpoint could change by being resumed and saved again; so must any tensor
+// file the codec accepts without a layout (the training state beside a checkpoint).
 inline void check_safetensors_input(const uint8_t* data, size_t size) {
     const std::string bytes(reinterpret_cast<const char*>(data), size);
     parse_or_refuse([&] {
-        const ModelFile model = decode_safetensors(bytes, "fuzz");
+        const TensorFile file = decode_safetensors(bytes, "fuzz");
+        const TensorFile again = decode_safetensors(encode_safetensors(file), "fuzz re-encoded");
+        if (again.metadata != file.metadata || again.tensors.size() != file.tensors.size()) {
+            std::abort();
+        }
+        for (size_t i = 0; i < file.tensors.size(); ++i) {
+            const NamedTensor& a = file.tensors[i];
+            const NamedTensor& b = again.tensors[i];
+            if (a.name != b.name || a.shape != b.shape || a.values.size() != b.values.size() ||
+                std::memcmp(a.values.data(), b.values.data(), a.values.size() * sizeof(float))) {
+                std::abort();
+            }
+        }
+    });
+    parse_or_refuse([&] {
+        // Non-finite values are refused at load, naming a tensor; that lookup must hold for any
+        // model the decoder accepts.
+        const ModelFile model = decode_model(bytes, "fuzz");
+        check_finite_params(model, "fuzz");
+    });
+    parse_or_refuse([&] {
+        const ModelFile model = decode_model(bytes, "fuzz");
         if (model.params.size() != size_t(model.shape.n_params())) std::abort();
-        const std::string again = encode_safetensors(model.shape, model.params, model.metadata);
-        const ModelFile reloaded = decode_safetensors(again, "fuzz re-encoded");
+        const std::string again = encode_model(model.shape, model.params, model.metadata);
+        const ModelFile reloaded = decode_model(again, "fuzz re-encoded");
         if (reloaded.shape.sizes() != model.shape.sizes() ||
             std::memcmp(reloaded.params.data(), model.params.data(),
                         model.params.size() * sizeof(float)) != 0 ||

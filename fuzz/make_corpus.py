@@ -27,7 +27,7 @@ def gz(data):
 
 
 def safetensors(sizes, metadata=None):
-    """A model as encode_safetensors writes it: weights [out, in] then bias [out] per layer."""
+    """A model as encode_model writes it: weights [out, in] then bias [out] per layer."""
     meta = dict(metadata or {})
     meta["layer_sizes"] = ",".join(str(s) for s in sizes)
     header = {"__metadata__": meta}

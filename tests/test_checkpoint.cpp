@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -18,6 +19,8 @@
 #include "host/cli/cli.hpp"
 #include "host/formats/checkpoint.hpp"
 #include "host/formats/safetensors.hpp"
+#include "host/train/train_loop.hpp"
+#include "host/train/trainer.hpp"
 #include "synthetic.hpp"
 #include "temp_dir.hpp"
 
@@ -45,7 +48,7 @@ std::string file_of(std::string header, const std::string& data) {
 
 std::string tensors_error(const std::string& bytes) {
     try {
-        decode_tensors(bytes, k_state);
+        decode_safetensors(bytes, k_state);
     } catch (const DataError& e) {
         return e.what();
     }
@@ -59,19 +62,19 @@ std::string tensors_error(const std::string& bytes) {
 TEST(TensorFile, RoundTripsAnyShapeInOrder) {
     const std::vector<NamedTensor> tensors = {
         {"b", {2, 3}, {1, 2, 3, 4, 5, -6.5f}}, {"a", {1}, {7}}, {"empty", {0}, {}}};
-    const std::string bytes = encode_tensors(tensors, {{"k", "v"}});
+    const std::string bytes = encode_safetensors({tensors, {{"k", "v"}}});
     uint64_t header_bytes = 0;
     for (int i = 7; i >= 0; --i) header_bytes = (header_bytes << 8) | uint8_t(bytes[size_t(i)]);
     EXPECT_EQ(header_bytes % 8, 0u);
-    const TensorFile f = decode_tensors(bytes, k_state);
+    const TensorFile f = decode_safetensors(bytes, k_state);
     ASSERT_EQ(f.tensors.size(), 3u);
     EXPECT_EQ(f.tensors[0].name, "b");
     EXPECT_EQ(f.tensors[0].shape, (std::vector<uint64_t>{2, 3}));
     EXPECT_EQ(f.tensors[0].values, tensors[0].values);
     EXPECT_EQ(f.tensors[1].values, std::vector<float>{7});
     EXPECT_EQ(f.metadata.at("k"), "v");
-    EXPECT_THROW(encode_tensors({{"x", {2}, {1}}}, {}), Error);
-    EXPECT_THROW(encode_tensors({{"x", {1}, {1}}, {"x", {1}, {2}}}, {}), Error);
+    EXPECT_THROW(encode_safetensors({{{"x", {2}, {1}}}, {}}), Error);
+    EXPECT_THROW(encode_safetensors({{{"x", {1}, {1}}, {"x", {1}, {2}}}, {}}), Error);
 }
 
 TEST(TensorFile, EachDefectIsNamed) {
@@ -82,13 +85,13 @@ TEST(TensorFile, EachDefectIsNamed) {
     EXPECT_STATE_DEFECT(file_of(R"({"x":{"dtype":"F16","shape":[1],"data_offsets":[0,2]}})", "ab"),
                         HasSubstr("dtype \"F16\""));
     EXPECT_STATE_DEFECT(file_of(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", four),
-                        HasSubstr("4 bytes of data, but shape [2] of F32 needs 8"));
+                        HasSubstr("4 bytes of data, expected 4 x 2 = 8"));
     EXPECT_STATE_DEFECT(file_of(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", eight),
-                        HasSubstr("not contiguous"));
+                        HasSubstr("do not start at 0"));
     EXPECT_STATE_DEFECT(file_of(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", eight),
                         HasSubstr("4 trailing bytes"));
     EXPECT_STATE_DEFECT(file_of(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,8]}})", four),
-                        HasSubstr("outside the data"));
+                        HasSubstr("end beyond the data (4 bytes)"));
     EXPECT_STATE_DEFECT(file_of(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
                                 R"("y":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
                                 four),
@@ -156,6 +159,43 @@ TEST(Checkpoint, ResumeRefusesChangedFlagsNamingThem) {
     cosine.schedule_epochs = 10;  // ... unless the span is kept
     EXPECT_NO_THROW(
         check_resume_matches(saved_cosine, training_metadata(cosine, "d", 100, 3, 0), "c"));
+}
+
+TEST(Checkpoint, NonFiniteOptimizerStateIsRefusedNamingTensorAndIndex) {
+    const fs::path dir = test::make_temp_dir("mlptrain_ckpt_nan");
+    const std::string at = (dir / "c.safetensors").string();
+    const ModelShape shape({3, 4, 2});  // 0.weight [4, 3], 0.bias [4], 2.weight [2, 4], 2.bias
+    TrainConfig config;
+    config.optimizer.kind = OptimizerKind::adam;
+    const auto meta = training_metadata(config, "d", 100, 2, 1);
+    const size_t n = size_t(shape.n_params());
+    OptimizerState state;
+    state.step = 4;
+    state.buffers = {std::vector<float>(n, 0.5f), std::vector<float>(n, 0.25f)};
+    state.buffers[1][17] = std::numeric_limits<float>::infinity();  // 2.weight [0, 1]
+    const std::vector<std::string> names = {"exp_avg", "exp_avg_sq"};
+    save_checkpoint(at, shape, std::vector<float>(n, 1.0f), state, names, meta);
+    try {
+        load_checkpoint(at, shape, names, meta, nullptr);
+        FAIL() << "a state with an infinite exp_avg_sq loaded";
+    } catch (const DataError& e) {
+        EXPECT_THAT(e.what(), AllOf(StartsWith(state_path(at) + ": "),
+                                    HasSubstr("tensor \"exp_avg_sq\" holds +inf at [17] "
+                                              "(\"2.weight\" at [0, 1])")));
+    }
+    std::vector<float> params(n, 1.0f);
+    params[2] = std::numeric_limits<float>::quiet_NaN();
+    state.buffers[1][17] = 0.0f;
+    save_checkpoint(at, shape, params, state, names, meta);
+    try {
+        load_checkpoint(at, shape, names, meta, nullptr);
+        FAIL() << "a state with a NaN parameter loaded";
+    } catch (const DataError& e) {
+        // The state's own copy of the parameters is checked before the model file is read.
+        EXPECT_THAT(e.what(), AllOf(StartsWith(state_path(at) + ": "),
+                                    HasSubstr("tensor \"params\" holds NaN at [2]")));
+    }
+    fs::remove_all(dir);
 }
 
 using test::CliResult;
@@ -305,6 +345,101 @@ TEST_F(Resume, MismatchedFlagsAndBadFilesAreClearErrors) {
     EXPECT_THAT(missing.err, HasSubstr(path("nothing.state.safetensors")));
 }
 
+TEST_F(Resume, APlainModelOrAStateFileIsNotACheckpoint) {
+    const std::vector<std::string> base = {"train", "--data",   data(), "--device",
+                                           "cpu",   "--hidden", "8"};
+    auto with = [&](std::vector<std::string> extra) {
+        std::vector<std::string> args = base;
+        args.insert(args.end(), extra.begin(), extra.end());
+        return args;
+    };
+    ASSERT_EQ(run(with({"--epochs", "1", "--save-model", path("m.safetensors")})).code, 0);
+    const auto model = run(with({"--epochs", "2", "--resume", path("m.safetensors")}));
+    EXPECT_EQ(model.code, 1);
+    EXPECT_THAT(model.err,
+                AllOf(HasSubstr(path("m.safetensors") + ": is a model, not a checkpoint"),
+                      HasSubstr(path("m.state.safetensors")),
+                      HasSubstr("train --checkpoint " + path("m.safetensors"))));
+    EXPECT_THROW(checkpoint_metadata(path("m.safetensors")), DataError);
+
+    ASSERT_EQ(run(with({"--epochs", "1", "--checkpoint", path("c.safetensors")})).code, 0);
+    EXPECT_EQ(checkpoint_metadata(path("c.safetensors")).at("format"), "mlptrain-state");
+    const auto state = run(with({"--epochs", "2", "--resume", path("c.state.safetensors")}));
+    EXPECT_EQ(state.code, 1);
+    EXPECT_THAT(state.err, AllOf(HasSubstr("is the training state of a checkpoint"),
+                                 HasSubstr("--resume " + path("c.safetensors"))));
+
+    // A model copied over the state file.
+    fs::copy_file(path("m.safetensors"), path("c.state.safetensors"),
+                  fs::copy_options::overwrite_existing);
+    const auto copied = run(with({"--epochs", "2", "--resume", path("c.safetensors")}));
+    EXPECT_EQ(copied.code, 1);
+    EXPECT_THAT(copied.err, AllOf(HasSubstr(path("c.state.safetensors") + ": is a model"),
+                                  HasSubstr("--checkpoint")));
+}
+
+// Through the library, where the loop sees the data itself: a resumed run checks the decoded
+// bytes, not the folder's name.
+class LibraryResume : public Resume {
+protected:
+    std::vector<float> train(const Dataset& d, const TrainConfig& c) {
+        TrainerOptions options;
+        options.batch_size = c.batch_size;
+        options.optimizer = c.optimizer;
+        const ModelShape shape(d.n_features(), c.hidden, d.n_classes);
+        auto trainer = make_cpu_trainer(shape, d, options);
+        trainer->set_params(init_params(shape, c.seed));
+        std::ostringstream out;
+        run_training(*trainer, c, d, out);
+        return trainer->params();
+    }
+    TrainConfig config(int64_t epochs) const {
+        TrainConfig c;
+        c.hidden = {8};
+        c.batch_size = 32;
+        c.epochs = epochs;
+        c.optimizer.kind = OptimizerKind::adam;
+        return c;
+    }
+    Dataset data_ = test::synthetic_dataset(300, 60, 8, 8, 3);
+};
+
+TEST_F(LibraryResume, SameDataUnderAnotherNameResumesBitForBit) {
+    data_.name = "mnist";
+    const std::vector<float> straight = train(data_, config(2));
+    TrainConfig first = config(1);
+    first.checkpoint_path = path("c.safetensors");
+    train(data_, first);
+    EXPECT_THAT(load_model(path("c.safetensors")).metadata.at("data_fingerprint"),
+                StartsWith("fnv1a64:"));
+    Dataset renamed = data_;
+    renamed.name = "mnist-raw";
+    TrainConfig second = config(2);
+    second.resume_path = path("c.safetensors");
+    EXPECT_EQ(train(renamed, second), straight);
+}
+
+TEST_F(LibraryResume, AlteredDataUnderTheSameNameIsRefused) {
+    data_.name = "mnist";
+    TrainConfig first = config(1);
+    first.checkpoint_path = path("c.safetensors");
+    train(data_, first);
+    Dataset altered = data_;
+    altered.test.images.pixels[5] ^= 1;  // one bit of one test image
+    TrainConfig second = config(2);
+    second.resume_path = path("c.safetensors");
+    second.lr = 0.05f;
+    try {
+        train(altered, second);
+        FAIL() << "resumed on other data";
+    } catch (const Error& e) {
+        // Every difference in one message.
+        EXPECT_THAT(e.what(), AllOf(HasSubstr("--resume " + path("c.safetensors")),
+                                    HasSubstr("the data (--data/--dataset)"),
+                                    HasSubstr("--lr is 0.05 here but was 0.1")));
+    }
+}
+
 TEST_F(Resume, StateAloneResumesWhenTheModelFileIsBehind) {
     // A crash between the two writes leaves the state one epoch ahead of the
     // model file; the state is self-contained, so the run resumes from it.
@@ -330,7 +465,7 @@ TEST_F(Resume, CheckpointEveryWritesOnSchedule) {
     ASSERT_EQ(r.code, 0) << r.err;
     // Written after epoch 2 and after the last.
     EXPECT_EQ(load_model(path("c.safetensors")).metadata.at("epoch"), "3");
-    const TensorFile state = decode_tensors(slurp(path("c.state.safetensors")), "state");
+    const TensorFile state = decode_safetensors(slurp(path("c.state.safetensors")), "state");
     EXPECT_EQ(state.metadata.at("epoch"), "3");
     EXPECT_EQ(state.metadata.at("optimizer_step"), std::to_string(3 * 5));  // 300 / 64 -> 5
     for (const auto& entry : fs::directory_iterator(dir_)) {

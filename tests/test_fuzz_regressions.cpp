@@ -62,7 +62,7 @@ TEST(FuzzRegressions, NumberOverflowInHeaderIsADataErrorNamingTheFile) {
     bytes[0] = char(header.size());
     bytes += header;
     try {
-        mlp::decode_safetensors(bytes, "model.safetensors");
+        mlp::decode_model(bytes, "model.safetensors");
         FAIL() << "decoded a header that is not a model";
     } catch (const mlp::DataError& e) {
         EXPECT_EQ(std::string(e.what()).rfind("model.safetensors: header ", 0), 0u) << e.what();

@@ -10,12 +10,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <numeric>
 #include <sstream>
 
 #include "cli_runner.hpp"
 #include "host/base/error.hpp"
 #include "host/cli/cli.hpp"
+#include "host/formats/safetensors.hpp"
 #include "host/model/predict.hpp"
 #include "png_writer.hpp"
 #include "reference_mlp.hpp"
@@ -330,6 +332,31 @@ TEST_F(Predict, RuntimeErrorsNameTheFile) {
     const auto no_model = run({"predict", "--model", path("nope.safetensors"), path("s.png")});
     EXPECT_EQ(no_model.code, 1);
     EXPECT_THAT(no_model.err, HasSubstr(path("nope.safetensors")));
+}
+
+// A NaN weight used to give eval a plausible accuracy and predict nan% for every class; an
+// image passed as the model used to report an absurd header length.
+TEST_F(Predict, NonFiniteOrForeignModelsAreRefusedByEvalAndPredict) {
+    ModelFile m = load_model(model());
+    m.params[size_t(m.shape.weight_offset(1) + 2 * m.shape.n_in(1) + 5)] =
+        std::numeric_limits<float>::quiet_NaN();
+    save_model(path("nan.safetensors"), m.shape, m.params, m.metadata);
+    const auto eval = run({"eval", "--model", path("nan.safetensors"), "--data",
+                           (dir_ / "data").string(), "--device", "cpu"});
+    EXPECT_EQ(eval.code, 1);
+    EXPECT_THAT(eval.err, HasSubstr(path("nan.safetensors") +
+                                    ": tensor \"2.weight\" holds NaN at [2, 5] (row 2, column 5)"));
+    const auto predict = run(
+        {"predict", "--model", path("nan.safetensors"), "--idx", test_images(), "--index", "0"});
+    EXPECT_EQ(predict.code, 1);
+    EXPECT_THAT(predict.err, HasSubstr("tensor \"2.weight\" holds NaN"));
+
+    write("picture.png", test::encode_png(1, 1, test::k_png_gray, 8, {128}));
+    const auto png = run({"eval", "--model", path("picture.png"), "--data",
+                          (dir_ / "data").string(), "--device", "cpu"});
+    EXPECT_EQ(png.code, 1);
+    EXPECT_THAT(png.err, HasSubstr(path("picture.png") +
+                                   ": not a safetensors file: it looks like a PNG image"));
 }
 
 }  // namespace

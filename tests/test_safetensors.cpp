@@ -15,6 +15,7 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -32,6 +33,7 @@ namespace fs = std::filesystem;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 using ojson = nlohmann::ordered_json;
 
@@ -91,13 +93,13 @@ std::string join(const Parts& p) { return join_text(p.header.dump(), p.data); }
 
 Parts small_parts() {
     ModelShape shape = small_shape();
-    return split(encode_safetensors(shape, ramp_params(shape), {{"epochs", "3"}}));
+    return split(encode_model(shape, ramp_params(shape), {{"epochs", "3"}}));
 }
 
 // The message of the DataError that decoding `bytes` throws, or a test failure.
 std::string decode_error(const std::string& bytes) {
     try {
-        decode_safetensors(bytes, k_path);
+        decode_model(bytes, k_path);
     } catch (const DataError& e) {
         return e.what();
     } catch (const std::exception& e) {
@@ -159,7 +161,7 @@ TEST(Safetensors, RoundTripKeepsShapeParamsBitsAndMetadata) {
     params.back() = std::numeric_limits<float>::max();
     std::map<std::string, std::string> meta = {{"epochs", "12"}, {"note", "h\u00e9 \"q\"\n"}};
 
-    ModelFile m = decode_safetensors(encode_safetensors(shape, params, meta), k_path);
+    ModelFile m = decode_model(encode_model(shape, params, meta), k_path);
 
     EXPECT_EQ(m.shape.sizes(), shape.sizes());
     EXPECT_EQ(bits_of(m.params), bits_of(params));
@@ -173,7 +175,7 @@ TEST(Safetensors, HeaderLengthIsLittleEndianAndPaddedToEight) {
     std::vector<float> params = ramp_params(shape);
     params[0] = 1.0f;  // 0x3f800000
     for (const char* note : {"", "a", "ab", "abc", "abcd", "abcde", "abcdef", "abcdefg"}) {
-        std::string file = encode_safetensors(shape, params, {{"note", note}});
+        std::string file = encode_model(shape, params, {{"note", note}});
         uint64_t n = le64_at(file, 0);
         EXPECT_EQ(n % 8, 0u) << note;
         ASSERT_EQ(file.size(), 8 + n + 4 * size_t(shape.n_params())) << note;
@@ -189,7 +191,7 @@ TEST(Safetensors, HeaderLengthIsLittleEndianAndPaddedToEight) {
 
 TEST(Safetensors, TensorNamesShapesAndOffsetsMatchPyTorchSequential) {
     ModelShape shape({3, 4, 5, 2});
-    Parts p = split(encode_safetensors(shape, ramp_params(shape), {}));
+    Parts p = split(encode_model(shape, ramp_params(shape), {}));
     std::vector<std::string> keys;
     for (const auto& kv : p.header.items()) keys.push_back(kv.key());
     EXPECT_THAT(keys, ElementsAre("__metadata__", "0.weight", "0.bias", "2.weight", "2.bias",
@@ -216,26 +218,26 @@ TEST(Safetensors, TensorNamesShapesAndOffsetsMatchPyTorchSequential) {
 
 TEST(Safetensors, LayerSizesAlwaysComeFromTheShape) {
     ModelShape shape = small_shape();
-    Parts p = split(encode_safetensors(shape, ramp_params(shape), {{"layer_sizes", "9,9"}}));
+    Parts p = split(encode_model(shape, ramp_params(shape), {{"layer_sizes", "9,9"}}));
     EXPECT_EQ(p.header["__metadata__"]["layer_sizes"], "3,4,2");
 }
 
 TEST(Safetensors, EncodeRejectsWrongParameterCount) {
     ModelShape shape = small_shape();
     std::vector<float> params(size_t(shape.n_params()) - 1);
-    EXPECT_THROW(encode_safetensors(shape, params, {}), Error);
+    EXPECT_THROW(encode_model(shape, params, {}), Error);
 }
 
 TEST(Safetensors, EncodeRejectsInvalidUtf8Metadata) {
     ModelShape shape = small_shape();
-    EXPECT_THROW(encode_safetensors(shape, ramp_params(shape), {{"note", "\xff\xfe"}}), Error);
+    EXPECT_THROW(encode_model(shape, ramp_params(shape), {{"note", "\xff\xfe"}}), Error);
 }
 
 // The reference writer orders tensors by name ("10.bias" < "2.bias"), not by layer.
 TEST(Safetensors, AcceptsTensorsStoredInNameOrder) {
     ModelShape shape({3, 4, 4, 4, 4, 4, 2});  // layers 0..5: names up to "10.weight"
     std::vector<float> params = ramp_params(shape);
-    Parts p = split(encode_safetensors(shape, params, {}));
+    Parts p = split(encode_model(shape, params, {}));
     std::map<std::string, std::string> by_name;  // std::map sorts like the reference writer
     for (const auto& kv : p.header.items()) {
         if (kv.key() == "__metadata__") continue;
@@ -250,7 +252,7 @@ TEST(Safetensors, AcceptsTensorsStoredInNameOrder) {
         data += kv.second;
     }
     p.data = data;
-    ModelFile m = decode_safetensors(join(p), k_path);
+    ModelFile m = decode_model(join(p), k_path);
     EXPECT_EQ(bits_of(m.params), bits_of(params));
 }
 
@@ -490,9 +492,51 @@ TEST(SafetensorsDefects, NonFiniteValuesAreAccepted) {
     Parts p = small_parts();
     for (size_t i = 0; i < 4; ++i) p.data[i] = '\xff';  // a NaN
     p.data.replace(4, 4, std::string("\x00\x00\x80\x7f", 4));  // +inf
-    ModelFile m = decode_safetensors(join(p), k_path);
+    ModelFile m = decode_model(join(p), k_path);
     EXPECT_TRUE(std::isnan(m.params[0]));
     EXPECT_TRUE(std::isinf(m.params[1]));
+}
+
+// Files of other kinds passed as a model: their magic says what they are, instead of a header
+// length in the quintillions.
+TEST(SafetensorsDefects, OtherFormatsAreNamedByTheirMagic) {
+    const std::string tail(64, 'x');
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {std::string("\x89PNG\r\n\x1a\n", 8) + tail, "a PNG image (starts with \\x89PNG)"},
+        // onnx.save of a ModelProto: ir_version 8, then producer_name.
+        {std::string("\x08\x08\x12\x07pytorch", 10) + tail, "an ONNX model"},
+        {std::string("\x1f\x8b\x08\x00", 4) + tail, "a gzip file (starts with 1F 8B)"},
+        {std::string("PK\x03\x04", 4) + tail, "a zip archive (starts with PK)"},
+        {std::string("\x80\x04\x95", 3) + tail, "a Python pickle (starts with 80 04"},
+        {std::string("\x00\x00\x08\x03\x00\x00\xea\x60", 8) + tail,
+         "an IDX data file (starts with 00 00 08 03)"},
+        {std::string("\x00\x00\x08\x01\x00\x00\x00\x00", 8), "an IDX data file"},
+        {std::string("\xff\xd8\xff\xe0", 4) + tail, "a JPEG image"},
+        {std::string("\x93NUMPY\x01\x00", 8) + tail, "a NumPy .npy array"},
+    };
+    for (const auto& [bytes, kind] : cases) {
+        EXPECT_DEFECT(bytes, HasSubstr("not a safetensors file: it looks like " + kind)) << kind;
+        // The training state beside a checkpoint goes through the same codec.
+        EXPECT_THROW(decode_safetensors(bytes, k_path), DataError);
+    }
+    // A plausible length is a safetensors file, whatever its first byte.
+    EXPECT_DEFECT(le64(16) + "{\"a\":1}", Not(HasSubstr("looks like")));
+}
+
+TEST(Safetensors, LocateParamGivesTensorAndIndex) {
+    const ModelShape shape = small_shape();  // 0.weight [4, 3], 0.bias [4], 2.weight [2, 4]
+    auto at = [&](int64_t i) {
+        const ParamLocation l = locate_param(shape, i);
+        return l.tensor + " " + index_text(l.index);
+    };
+    EXPECT_EQ(at(0), "0.weight [0, 0]");
+    EXPECT_EQ(at(5), "0.weight [1, 2]");
+    EXPECT_EQ(at(12), "0.bias [0]");
+    EXPECT_EQ(at(15), "0.bias [3]");
+    EXPECT_EQ(at(16), "2.weight [0, 0]");
+    EXPECT_EQ(at(23), "2.weight [1, 3]");
+    EXPECT_EQ(at(25), "2.bias [1]");
+    EXPECT_THROW(locate_param(shape, 26), Error);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -511,6 +555,33 @@ TEST_F(SafetensorsFiles, SaveLoadRoundTripAndOverwrite) {
     EXPECT_EQ(bits_of(m.params), bits_of(params));
     EXPECT_EQ(m.metadata.at("run"), "2");
     EXPECT_THAT(leftover_temp_files(), ElementsAre());
+}
+
+// Such a model would evaluate to a plausible accuracy while predict answers nan%.
+TEST_F(SafetensorsFiles, LoadRefusesNonFiniteParamsNamingTensorAndIndex) {
+    const ModelShape shape = small_shape();
+    const std::string path = file("nan.safetensors");
+    std::vector<float> params = ramp_params(shape);
+    params[size_t(shape.weight_offset(1) + 1 * 4 + 3)] = std::numeric_limits<float>::quiet_NaN();
+    params.back() = std::numeric_limits<float>::infinity();  // later: the first one is named
+    save_model(path, shape, params, {});
+    try {
+        load_model(path);
+        FAIL() << "a model with a NaN weight loaded";
+    } catch (const DataError& e) {
+        EXPECT_THAT(e.what(), AllOf(StartsWith(path + ": "),
+                                    HasSubstr("tensor \"2.weight\" holds NaN at [1, 3] (row 1, "
+                                              "column 3), the first non-finite value")));
+    }
+    params = ramp_params(shape);
+    params[size_t(shape.bias_offset(0) + 2)] = -std::numeric_limits<float>::infinity();
+    save_model(path, shape, params, {});
+    try {
+        load_model(path);
+        FAIL() << "a model with an infinite bias loaded";
+    } catch (const DataError& e) {
+        EXPECT_THAT(e.what(), HasSubstr("tensor \"0.bias\" holds -inf at [2]"));
+    }
 }
 
 TEST_F(SafetensorsFiles, LoadMissingFile) {

@@ -1,5 +1,7 @@
 #include "host/formats/checkpoint.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -25,84 +27,26 @@ std::string state_path(const std::string& checkpoint_path) {
     return p + ".state" + ext;
 }
 
-// The shortest decimal that reads back as the same value, so a flag compares
-// equal after a round trip through the file and still reads well ("0.1").
-template <class T>
-static std::string exact(T v) {
-    char buf[40];
-    for (int digits = 1; digits <= 17; ++digits) {
-        std::snprintf(buf, sizeof buf, "%.*g", digits, double(v));
-        if (T(std::strtod(buf, nullptr)) == v) break;
-    }
-    return buf;
-}
-
-static std::string join(const std::vector<int64_t>& v) {
-    std::string s;
-    for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
-    return s;
-}
-
 static std::string layer_sizes(const ModelShape& shape) {
-    return join(shape.sizes());
-}
-
-std::map<std::string, std::string> training_metadata(const TrainConfig& config,
-                                                     const std::string& dataset_name,
-                                                     int64_t n_train, int64_t n_classes,
-                                                     int64_t epochs_done) {
-    const OptimizerConfig& o = config.optimizer;
-    const ScheduleConfig& s = config.schedule;
-    std::map<std::string, std::string> m = {
-        {"format", "mlptrain"},
-        {"input_scale", "1/255"},
-        {"input_offset", "0"},
-        {"n_classes", std::to_string(n_classes)},
-        {"dataset", dataset_name},
-        {"train_samples", std::to_string(n_train)},
-        {"epoch", std::to_string(epochs_done)},
-        {"epochs", std::to_string(config.epochs)},
-        {"seed", std::to_string(config.seed)},
-        {"batch_size", std::to_string(config.batch_size)},
-        {"hidden", join(config.hidden)},
-        {"lr", exact(config.lr)},
-        {"optimizer", to_string(o.kind)},
-        {"weight_decay", exact(o.weight_decay)},
-        {"schedule", to_string(s.kind)},
-        {"augment_shift", std::to_string(config.augment_shift)},
-    };
-    if (o.kind == OptimizerKind::sgd) {
-        m["momentum"] = exact(o.momentum);
-        m["nesterov"] = o.nesterov ? "true" : "false";
-    } else {
-        m["beta1"] = exact(o.beta1);
-        m["beta2"] = exact(o.beta2);
-        m["eps"] = exact(o.eps);
+    std::string s;
+    for (size_t i = 0; i < shape.sizes().size(); ++i) {
+        s += (i ? "," : "") + std::to_string(shape.sizes()[i]);
     }
-    if (s.kind == ScheduleKind::step) {
-        m["gamma"] = exact(s.gamma);
-        m["step_size"] = std::to_string(s.step_size);
-    }
-    if (s.kind == ScheduleKind::onecycle) m["warmup_pct"] = exact(s.warmup_pct);
-    if (schedule_depends_on_epochs(s.kind)) {
-        m["schedule_epochs"] = std::to_string(config.span_epochs());
-    }
-    return m;
+    return s;
 }
 
 // FNV-1a over the tensors' values as the file stores them (little-endian F32,
 // in data order): the structure checks catch a cut or padded file, this
 // catches flipped bytes.
 static std::string data_checksum(const std::vector<NamedTensor>& tensors) {
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = k_fnv1a64_offset;
     for (const NamedTensor& t : tensors) {
         for (float v : t.values) {
             uint32_t bits;
             std::memcpy(&bits, &v, sizeof bits);
-            for (int i = 0; i < 4; ++i) {
-                h ^= (bits >> (8 * i)) & 0xffu;
-                h *= 0x100000001b3ull;
-            }
+            const unsigned char le[4] = {uint8_t(bits), uint8_t(bits >> 8), uint8_t(bits >> 16),
+                                         uint8_t(bits >> 24)};
+            h = fnv1a64(le, 4, h);
         }
     }
     char buf[20];
@@ -129,52 +73,9 @@ void save_checkpoint(const std::string& path, const ModelShape& shape,
     state_meta["layer_sizes"] = layer_sizes(shape);
     state_meta["optimizer_step"] = std::to_string(optimizer.step);
     state_meta["data_fnv1a64"] = data_checksum(tensors);
-    write_file_atomic(state_path(path), encode_tensors(tensors, state_meta), "training state");
+    write_file_atomic(state_path(path), encode_safetensors({tensors, state_meta}),
+                      "training state");
     save_model(path, shape, params, metadata);
-}
-
-// Each comparable key and the flag a user changes it with.
-struct FlagKey {
-    const char* key;
-    const char* flag;
-};
-static const FlagKey k_resume_keys[] = {
-    {"dataset", "--data/--dataset"},
-    {"n_classes", "--data/--dataset"},
-    {"train_samples", "--train-samples"},
-    {"hidden", "--hidden"},
-    {"optimizer", "--optimizer"},
-    {"schedule", "--schedule"},
-    {"batch_size", "--batch-size"},
-    {"seed", "--seed"},
-    {"lr", "--lr"},
-    {"weight_decay", "--weight-decay"},
-    {"momentum", "--momentum"},
-    {"nesterov", "--nesterov"},
-    {"beta1", "--beta1"},
-    {"beta2", "--beta2"},
-    {"eps", "--eps"},
-    {"gamma", "--gamma"},
-    {"step_size", "--step-size"},
-    {"warmup_pct", "--warmup-pct"},
-    {"schedule_epochs", "--schedule-epochs (default: --epochs)"},
-    {"augment_shift", "--augment-shift"},
-};
-
-void check_resume_matches(const std::map<std::string, std::string>& saved,
-                          const std::map<std::string, std::string>& now, const std::string& path) {
-    auto value = [](const std::map<std::string, std::string>& m, const char* key) {
-        auto it = m.find(key);
-        return it == m.end() ? std::string("(not set)") : it->second;
-    };
-    for (const FlagKey& k : k_resume_keys) {
-        const std::string was = value(saved, k.key), is = value(now, k.key);
-        if (was != is) {
-            throw Error("--resume " + path + ": " + k.flag + " is " + is + " here but was " + was +
-                        " in the checkpoint; a resumed run must keep every flag that shapes "
-                        "training (only --epochs, the device and output flags may change)");
-        }
-    }
 }
 
 // A name from the file, quoted and cut short, so it cannot garble the message.
@@ -198,29 +99,88 @@ static int64_t parse_count(const std::map<std::string, std::string>& meta, const
     return v;
 }
 
-TrainingState load_checkpoint(const std::string& path, const ModelShape& shape,
-                              const std::vector<std::string>& buffer_names,
-                              const std::map<std::string, std::string>& now, std::string* note,
-                              uint64_t limit_bytes) {
+// The file a resumed run was pointed at when no state lies beside it: a plain model, or the
+// state file itself, each said in words with what to pass instead.
+[[noreturn]] static void refuse_non_checkpoint(const std::string& path, uint64_t limit_bytes) {
     const std::string spath = state_path(path);
-    TensorFile file = decode_tensors(read_file(spath, limit_bytes), spath);
+    const TensorFile file = decode_safetensors(read_file(path, limit_bytes), path);
     const auto format = file.metadata.find("format");
+    if (format != file.metadata.end() && format->second == k_state_format) {
+        const std::string suffix = ".state.safetensors";
+        const size_t stem = path.size() - std::min(path.size(), suffix.size());
+        const std::string model = path.size() > suffix.size() && path.substr(stem) == suffix
+                                      ? path.substr(0, stem) + ".safetensors"
+                                      : std::string("the model file beside it");
+        throw DataError(path, "is the training state of a checkpoint, not the checkpoint; " +
+                                  ("resume with --resume " + model));
+    }
+    throw DataError(path, "is a model, not a checkpoint: there is no training state (" + spath +
+                              ") beside it. A checkpoint is written by train --checkpoint " + path +
+                              " (the model and its training state beside it) and "
+                              "resumed with --resume " +
+                              path);
+}
+
+// The state file, its format and layer sizes checked; a damaged file fails its checksum.
+static TensorFile read_state(const std::string& path, uint64_t limit_bytes) {
+    const std::string spath = state_path(path);
+    if (!std::filesystem::exists(spath) && std::filesystem::is_regular_file(path)) {
+        refuse_non_checkpoint(path, limit_bytes);
+    }
+    TensorFile file = decode_safetensors(read_file(spath, limit_bytes), spath);
+    const auto format = file.metadata.find("format");
+    if (format != file.metadata.end() && format->second == "mlptrain") {
+        throw DataError(spath,
+                        "is a model, not a checkpoint's training state (__metadata__ "
+                        "format is \"mlptrain\"); write a checkpoint with train "
+                        "--checkpoint " +
+                            path);
+    }
     if (format == file.metadata.end() || format->second != k_state_format) {
         throw DataError(spath, "not an mlptrain training state (__metadata__ format is not \"" +
                                    std::string(k_state_format) + "\")");
-    }
-    const auto sizes = file.metadata.find("layer_sizes");
-    if (sizes == file.metadata.end() || sizes->second != layer_sizes(shape)) {
-        throw DataError(spath, "layer_sizes " +
-                                   (sizes == file.metadata.end() ? "missing" : sizes->second) +
-                                   " do not match this run's model " + layer_sizes(shape) +
-                                   " (--hidden and the data's image size and classes)");
     }
     const auto checksum = file.metadata.find("data_fnv1a64");
     if (checksum == file.metadata.end() || checksum->second != data_checksum(file.tensors)) {
         throw DataError(spath,
                         "tensor data does not match its checksum (data_fnv1a64): the "
                         "file is damaged");
+    }
+    return file;
+}
+
+std::map<std::string, std::string> checkpoint_metadata(const std::string& path,
+                                                       uint64_t limit_bytes) {
+    return read_state(path, limit_bytes).metadata;
+}
+
+// A resumed run would carry a NaN or infinity on for good; named like a model's bad value.
+static void check_finite(const NamedTensor& t, const ModelShape& shape, const std::string& spath) {
+    const auto bad =
+        std::find_if(t.values.begin(), t.values.end(), [](float v) { return !std::isfinite(v); });
+    if (bad == t.values.end()) return;
+    const int64_t i = bad - t.values.begin();
+    const ParamLocation at = locate_param(shape, i);
+    const char* value = std::isnan(*bad) ? "NaN" : *bad > 0 ? "+inf" : "-inf";
+    throw DataError(spath, "tensor " + printable(t.name) + " holds " + value + " at [" +
+                               std::to_string(i) + "] (" + printable(at.tensor) + " at " +
+                               index_text(at.index) +
+                               "), the first non-finite value; a checkpoint's parameters and "
+                               "optimizer state must be finite");
+}
+
+TrainingState load_checkpoint(const std::string& path, const ModelShape& shape,
+                              const std::vector<std::string>& buffer_names,
+                              const std::map<std::string, std::string>& now, std::string* note,
+                              uint64_t limit_bytes) {
+    const std::string spath = state_path(path);
+    TensorFile file = read_state(path, limit_bytes);
+    const auto sizes = file.metadata.find("layer_sizes");
+    if (sizes == file.metadata.end() || sizes->second != layer_sizes(shape)) {
+        throw DataError(spath, "layer_sizes " +
+                                   (sizes == file.metadata.end() ? "missing" : sizes->second) +
+                                   " do not match this run's model " + layer_sizes(shape) +
+                                   " (--hidden and the data's image size and classes)");
     }
     check_resume_matches(file.metadata, now, path);
 
@@ -241,6 +201,7 @@ TrainingState load_checkpoint(const std::string& path, const ModelShape& shape,
             throw DataError(spath, "tensor \"" + name + "\" does not have shape [" +
                                        std::to_string(n) + "] (the model's parameter count)");
         }
+        check_finite(*found, shape, spath);
         if (name == "params") {
             state.params = std::move(found->values);
         } else {

@@ -10,8 +10,7 @@
 
 namespace mlp {
 
-// "1/255", "0.5" or "-1": the whole text must be one number or a quotient of two.
-static bool parse_number(const std::string& text, double* value) {
+bool parse_metadata_number(const std::string& text, double* value) {
     const auto whole = [](const std::string& s, double* v) {
         if (s.empty() || std::isspace(static_cast<unsigned char>(s.front()))) return false;
         size_t used = 0;
@@ -35,7 +34,7 @@ static bool parse_number(const std::string& text, double* value) {
 static int parse_dimension(const std::string& text, const std::string& key,
                            const std::string& path) {
     double v = 0.0;
-    if (!parse_number(text, &v) || v < 1 || v > (1 << 20) || v != std::floor(v)) {
+    if (!parse_metadata_number(text, &v) || v < 1 || v > (1 << 20) || v != std::floor(v)) {
         throw DataError(path, "metadata " + key + " '" + text + "' is not a positive integer");
     }
     return int(v);
@@ -49,10 +48,12 @@ Predictor::Predictor(ModelFile model, std::string path)
         return it == meta.end() ? std::string() : it->second;
     };
     dataset_ = get("dataset");
-    if (const std::string s = get("input_scale"); !s.empty() && !parse_number(s, &scale_)) {
+    if (const std::string s = get("input_scale");
+        !s.empty() && !parse_metadata_number(s, &scale_)) {
         throw DataError(path_, "metadata input_scale '" + s + "' is not a number or a/b");
     }
-    if (const std::string s = get("input_offset"); !s.empty() && !parse_number(s, &offset_)) {
+    if (const std::string s = get("input_offset");
+        !s.empty() && !parse_metadata_number(s, &offset_)) {
         throw DataError(path_, "metadata input_offset '" + s + "' is not a number or a/b");
     }
     const std::string r = get("image_rows");

@@ -46,6 +46,10 @@ private:
     int cols_ = 0;
 };
 
+// A number in model metadata: "1/255", "0.5" or "-1", the whole text one finite number or a
+// quotient of two. Returns false, leaving *value unspecified, for anything else.
+bool parse_metadata_number(const std::string& text, double* value);
+
 struct ClassProbability {
     int64_t label = 0;
     double probability = 0.0;

@@ -16,6 +16,7 @@
 #include "host/base/rng.hpp"
 #include "host/config/schedule.hpp"
 #include "host/formats/checkpoint.hpp"
+#include "host/formats/run_metadata.hpp"
 #include "host/formats/safetensors.hpp"
 #include "host/train/interrupt.hpp"
 #include "host/train/report.hpp"
@@ -53,11 +54,27 @@ static std::string kept_metrics(const std::string& path, int64_t epochs_done) {
     return kept;
 }
 
+RunData run_data(const Dataset& data) {
+    RunData r;
+    r.name = data.name;
+    r.n_train = data.train.size();
+    r.n_test = data.test.size();
+    r.n_classes = data.n_classes;
+    r.image_rows = data.train.images.n_rows;
+    r.image_cols = data.train.images.n_cols;
+    uint64_t h = k_fnv1a64_offset;
+    for (const Split* s : {&data.train, &data.test}) {
+        h = fnv1a64(s->images.pixels.data(), s->images.pixels.size(), h);
+        h = fnv1a64(s->labels.labels.data(), s->labels.labels.size(), h);
+    }
+    r.fnv1a64 = h;
+    return r;
+}
+
 // Loads the checkpoint into the trainer; returns the epochs it holds.
-static int64_t resume(Trainer& trainer, const TrainConfig& config,
-                      const std::string& dataset_name, std::ostream& out) {
-    const auto now = training_metadata(config, dataset_name, trainer.n_train(),
-                                       trainer.shape().n_classes(), 0);
+static int64_t resume(Trainer& trainer, const TrainConfig& config, const RunData& data,
+                      std::ostream& out) {
+    const auto now = training_metadata(config, data, 0);
     std::string note;
     TrainingState state =
         load_checkpoint(config.resume_path, trainer.shape(),
@@ -79,19 +96,18 @@ static std::string signal_name(int sig) {
     return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal " + std::to_string(sig);
 }
 
-std::vector<EpochRecord> run_training(Trainer& trainer, const TrainConfig& config,
-                                      const std::string& dataset_name, std::ostream& out) {
+static std::vector<EpochRecord> run_epochs(Trainer& trainer, const TrainConfig& config,
+                                           const RunData& data, std::ostream& out) {
     using clock = std::chrono::steady_clock;
     std::vector<EpochRecord> records;
     std::string metrics;
     ProgressBar progress(true);
     const int64_t n_train = trainer.n_train();
-    const int64_t n_classes = trainer.shape().n_classes();
     const int64_t steps_per_epoch = trainer.steps_per_epoch();
 
     int64_t first_epoch = 0;
     if (!config.resume_path.empty()) {
-        first_epoch = resume(trainer, config, dataset_name, out);
+        first_epoch = resume(trainer, config, data, out);
         metrics = kept_metrics(config.metrics_path, first_epoch);
     }
     const bool checkpointing = !config.checkpoint_path.empty();
@@ -100,7 +116,7 @@ std::vector<EpochRecord> run_training(Trainer& trainer, const TrainConfig& confi
                     const OptimizerState& state) {
         save_checkpoint(config.checkpoint_path, trainer.shape(), params, state,
                         optimizer_state_names(config.optimizer),
-                        training_metadata(config, dataset_name, n_train, n_classes, epochs_done));
+                        training_metadata(config, data, epochs_done));
         saved_epochs = epochs_done;
     };
     // A signal seen mid-epoch leaves the parameters between two epochs; the
@@ -198,7 +214,7 @@ std::vector<EpochRecord> run_training(Trainer& trainer, const TrainConfig& confi
     }
     if (!config.save_model_path.empty()) {
         save_model(config.save_model_path, trainer.shape(), trainer.params(),
-                   training_metadata(config, dataset_name, n_train, n_classes, config.epochs));
+                   training_metadata(config, data, config.epochs));
         out << "saved model to " << config.save_model_path << std::endl;
     }
     if (!config.checkpoint_path.empty()) {
@@ -206,6 +222,31 @@ std::vector<EpochRecord> run_training(Trainer& trainer, const TrainConfig& confi
             << state_path(config.checkpoint_path) << ")" << std::endl;
     }
     return records;
+}
+
+std::vector<EpochRecord> run_training(Trainer& trainer, const TrainConfig& config,
+                                      const Dataset& data, std::ostream& out) {
+    // The fingerprint reads every byte of the data; only a run that saves or resumes needs it.
+    const bool records_data = !config.resume_path.empty() || !config.checkpoint_path.empty() ||
+                              !config.save_model_path.empty();
+    RunData facts;
+    if (records_data) {
+        facts = run_data(data);
+    } else {
+        facts.name = data.name;
+        facts.n_train = data.train.size();
+        facts.n_classes = data.n_classes;
+    }
+    return run_epochs(trainer, config, facts, out);
+}
+
+std::vector<EpochRecord> run_training(Trainer& trainer, const TrainConfig& config,
+                                      const std::string& dataset_name, std::ostream& out) {
+    RunData facts;
+    facts.name = dataset_name;
+    facts.n_train = trainer.n_train();
+    facts.n_classes = trainer.shape().n_classes();
+    return run_epochs(trainer, config, facts, out);
 }
 
 }  // namespace mlp

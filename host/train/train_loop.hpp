@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "host/config/train_config.hpp"
+#include "host/data/dataset.hpp"
+#include "host/formats/run_metadata.hpp"
 #include "host/train/trainer.hpp"
 
 namespace mlp {
@@ -29,12 +31,24 @@ struct EpochRecord {
 EpochPlan make_epoch_plan(const TrainConfig& config, int64_t n_train, int64_t steps_per_epoch,
                           int64_t epoch);
 
-// Runs config.epochs epochs, printing one line per epoch to `out`, starting
-// after the checkpoint's epochs when config.resume_path is set (its
-// parameters and optimizer state replace the trainer's). Writes the metrics
-// file after every epoch, checkpoints as configured, and the model at the
-// end. Throws Error when the loss stops being finite, or when a checkpoint to
-// resume does not match the config.
+// What the saved metadata records of `data`: its name, counts, image size and
+// FNV-1a 64 over the decoded images and labels of both splits, so that a
+// resumed run checks the data itself rather than the folder it came from.
+RunData run_data(const Dataset& data);
+
+// Runs config.epochs epochs of the trainer built on `data`, printing one line
+// per epoch to `out`, starting after the checkpoint's epochs when
+// config.resume_path is set (its parameters and optimizer state replace the
+// trainer's). Writes the metrics file after every epoch, checkpoints as
+// configured, and the model at the end, each with run_data(data) in its
+// metadata. Throws Error when the loss stops being finite, or when a
+// checkpoint to resume does not match the config or the data (one error
+// listing every difference).
+std::vector<EpochRecord> run_training(Trainer& trainer, const TrainConfig& config,
+                                      const Dataset& data, std::ostream& out);
+
+// The same where only the data's name is known: the metadata then has no
+// fingerprint, and a resumed run compares the name (and the counts) instead.
 std::vector<EpochRecord> run_training(Trainer& trainer, const TrainConfig& config,
                                       const std::string& dataset_name, std::ostream& out);
 
