@@ -1,5 +1,7 @@
 // CUDA backend: one non-blocking stream, cuBLAS SGEMMs on it, the generic
-// functor launcher, and CUDA-graph recording of whole passes. Implements the
+// functor launcher, and CUDA-graph recording of whole passes; for the fused
+// path also cuBLASLt epilogues, the reductions of cuda/kernels/ and a side
+// stream for the weight gradients. Implements the
 // interface documented in host/backend.hpp; compiled by nvcc only.
 #pragma once
 
@@ -117,12 +119,10 @@ public:
     // Bytes of a ReLU bit mask for n_rows x n_cols activations (cuBLASLt's layout).
     int64_t relu_mask_bytes(int64_t n_rows, int64_t n_cols) const;
     void gemm_bias_act(float* z, uint8_t* relu_mask, const float* w, const float* x,
-                       const float* bias, bool relu, int64_t n_out, int64_t n_batch,
-                       int64_t n_in);
-    void gemm_drelu_bgrad(float* grad_in, float* grad_bias_in, const float* w,
-                          const float* grad_z, const float* activation_in,
-                          const uint8_t* relu_mask_in, int64_t n_in, int64_t n_batch,
-                          int64_t n_out);
+                       const float* bias, bool relu, int64_t n_out, int64_t n_batch, int64_t n_in);
+    void gemm_drelu_bgrad(float* grad_in, float* grad_bias_in, const float* w, const float* grad_z,
+                          const float* activation_in, const uint8_t* relu_mask_in, int64_t n_in,
+                          int64_t n_batch, int64_t n_out);
     // On a side stream forked from the main one; join_side() joins it back.
     void weight_grad(float* grad_w, const float* x, const float* grad_z, int64_t n_in,
                      int64_t n_out, int64_t n_batch);
@@ -134,6 +134,14 @@ public:
                          int64_t n_batch, int64_t n_parts, int32_t step, bool stop);
     // Why a fused operation ran the generic kernels instead, once per reason.
     const std::vector<std::string>& fused_fallbacks() const { return fallbacks_; }
+
+    // Nodes of the graph recorded last (all, and kernels: GEMMs count their
+    // own kernels), for the node counts per step that benchmarks report.
+    struct GraphNodes {
+        int64_t total = 0;
+        int64_t kernels = 0;
+    };
+    GraphNodes last_recorded_nodes() const { return last_nodes_; }
 
 private:
     void note_fallback(const std::string& why);
@@ -162,6 +170,7 @@ private:
     // (else the backward reads the activation), in the order calls were made.
     std::unordered_map<const void*, bool> mask_written_;
     std::vector<std::string> fallbacks_;
+    GraphNodes last_nodes_;
 };
 
 }  // namespace mlp

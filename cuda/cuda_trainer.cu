@@ -1,6 +1,8 @@
 // The CUDA backend's out-of-line parts and the Engine instantiated on it:
-// the only translation unit nvcc compiles for the trainer.
+// one of the two translation units nvcc compiles for the trainer (the other
+// is cuda/kernels/reduce.cu, the fused path's reductions).
 #include <climits>
+#include <vector>
 
 #include "cuda/cuda_backend.cuh"
 #include "cuda/kernels/reduce.hpp"
@@ -58,8 +60,7 @@ static int checked_int(int64_t v, const char* what) {
 }
 
 static void sgemm(cublasHandle_t handle, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k,
-                  const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
-                  int64_t ldc) {
+                  const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc) {
     const float one = 1.0f, zero = 0.0f;
     CUBLAS_CHECK(cublasSgemm(handle, ta == Trans::N ? CUBLAS_OP_N : CUBLAS_OP_T,
                              tb == Trans::N ? CUBLAS_OP_N : CUBLAS_OP_T, checked_int(m, "m"),
@@ -172,8 +173,7 @@ void CudaBackend::join_side() {
     side_pending_ = false;
 }
 
-void CudaBackend::bias_grad(float* grad_bias, const float* grad_z, int64_t n_out,
-                            int64_t n_batch) {
+void CudaBackend::bias_grad(float* grad_bias, const float* grad_z, int64_t n_out, int64_t n_batch) {
     launch_bias_grad(grad_bias, grad_z, n_out, n_batch, stream_.get());
 }
 
@@ -183,9 +183,8 @@ void CudaBackend::softmax_xent_bgrad(float* grad_bias, const SoftmaxXentFunctor&
 }
 
 void CudaBackend::grad_norm_guard(float* grad_sq, int32_t* guard, int8_t* status, float* parts,
-                                  const float* grads, const float* sample_loss,
-                                  int64_t n_params, int64_t n_batch, int64_t n_parts,
-                                  int32_t step, bool stop) {
+                                  const float* grads, const float* sample_loss, int64_t n_params,
+                                  int64_t n_batch, int64_t n_parts, int32_t step, bool stop) {
     launch_grad_norm_guard(grad_sq, guard, status, parts, counters_.data(), grads, sample_loss,
                            n_params, n_batch, n_parts, step, stop, stream_.get());
 }
@@ -205,6 +204,16 @@ GraphExec CudaBackend::end_capture() {
     cudaGraph_t raw = nullptr;
     CUDA_CHECK(cudaStreamEndCapture(stream_.get(), &raw));
     const CudaGraph graph(raw);
+    size_t n_nodes = 0;
+    CUDA_CHECK(cudaGraphGetNodes(raw, nullptr, &n_nodes));
+    std::vector<cudaGraphNode_t> nodes(n_nodes);
+    if (n_nodes > 0) CUDA_CHECK(cudaGraphGetNodes(raw, nodes.data(), &n_nodes));
+    last_nodes_ = GraphNodes{int64_t(n_nodes), 0};
+    for (cudaGraphNode_t node : nodes) {
+        cudaGraphNodeType type{};
+        CUDA_CHECK(cudaGraphNodeGetType(node, &type));
+        last_nodes_.kernels += type == cudaGraphNodeTypeKernel;
+    }
     cudaGraphExec_t exec = nullptr;
     CUDA_CHECK(cudaGraphInstantiate(&exec, graph.get(), 0));
     return GraphExec(exec);

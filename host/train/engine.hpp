@@ -385,8 +385,8 @@ private:
     void alloc_fused() {
         fused_ = true;
         for (int l = 0; l + 1 < shape_.n_layers(); ++l) {
-            relu_mask_.push_back(be_.template alloc<uint8_t>(
-                be_.relu_mask_bytes(shape_.n_out(l), capacity_)));
+            relu_mask_.push_back(
+                be_.template alloc<uint8_t>(be_.relu_mask_bytes(shape_.n_out(l), capacity_)));
         }
         for (int l = 0; l < shape_.n_layers(); ++l) {
             grad_act_.push_back(be_.template alloc<float>(l == 0 ? 0 : capacity_ * shape_.n_in(l)));
@@ -408,12 +408,12 @@ private:
     void compute_gradients_fused(int64_t first, int64_t n_batch, const int8_t* shifts) {
         forward(train_, train_perm_.data(), first, n_batch, shifts);
         const int n_layers = shape_.n_layers();
-        be_.softmax_xent_bgrad(grads_.data() + shape_.bias_offset(n_layers - 1),
-                               SoftmaxXentFunctor{act_.back().data(), sample_loss_.data(),
-                                                  sample_pred_.data(), train_.labels.data(),
-                                                  train_perm_.data(), first, shape_.n_classes(),
-                                                  1.0f / float(n_batch)},
-                               n_batch);
+        be_.softmax_xent_bgrad(
+            grads_.data() + shape_.bias_offset(n_layers - 1),
+            SoftmaxXentFunctor{act_.back().data(), sample_loss_.data(), sample_pred_.data(),
+                               train_.labels.data(), train_perm_.data(), first, shape_.n_classes(),
+                               1.0f / float(n_batch)},
+            n_batch);
         const float* grad_z = act_.back().data();
         for (int l = n_layers - 1; l >= 0; --l) {
             const int64_t in = shape_.n_in(l), out = shape_.n_out(l);
@@ -423,8 +423,7 @@ private:
             if (l == 0) break;
             float* grad_in = grad_act_[size_t(l)].data();
             be_.gemm_drelu_bgrad(grad_in, grads_.data() + shape_.bias_offset(l - 1), weight(l),
-                                 grad_z, input, relu_mask_[size_t(l) - 1].data(), in, n_batch,
-                                 out);
+                                 grad_z, input, relu_mask_[size_t(l) - 1].data(), in, n_batch, out);
             grad_z = grad_in;
         }
         be_.join_side();
@@ -506,7 +505,7 @@ private:
     Buffer<uint8_t> sample_pred_;
     int64_t capacity_ = 0;
     typename Backend::Graph train_graph_, eval_graph_;
-    bool fused_ = false;                     // KernelPath::fused
+    bool fused_ = false;                      // KernelPath::fused
     std::vector<Buffer<uint8_t>> relu_mask_;  // fused: per hidden layer, backend's format
     std::vector<Buffer<float>> grad_act_;     // fused: [l] = gradient of layer l's input
 };
