@@ -1,5 +1,7 @@
 #include "cuda/check.hpp"
 
+#include <cublasLt.h>
+
 namespace mlp {
 
 static std::string where(const char* call, const char* file, int line) {
@@ -16,6 +18,11 @@ void throw_cuda_error(cudaError_t status, const char* call, const char* file, in
 void throw_cublas_error(cublasStatus_t status, const char* call, const char* file, int line) {
     throw CudaError("cuBLAS error " + std::string(cublasGetStatusName(status)) + " (" +
                     cublasGetStatusString(status) + ") in " + where(call, file, line));
+}
+
+void throw_cublaslt_error(cublasStatus_t status, const char* call, const char* file, int line) {
+    throw CudaError("cuBLASLt error " + std::string(cublasLtGetStatusName(status)) + " (" +
+                    cublasLtGetStatusString(status) + ") in " + where(call, file, line));
 }
 
 }  // namespace mlp

@@ -1,4 +1,4 @@
-// Every CUDA runtime and cuBLAS status is checked; a failure becomes a
+// Every CUDA runtime, cuBLAS and cuBLASLt status is checked; a failure becomes a
 // CudaError that names the call, the file and the line. Host-only header.
 #pragma once
 
@@ -20,6 +20,8 @@ public:
                                    int line);
 [[noreturn]] void throw_cublas_error(cublasStatus_t status, const char* call, const char* file,
                                      int line);
+[[noreturn]] void throw_cublaslt_error(cublasStatus_t status, const char* call, const char* file,
+                                       int line);
 
 }  // namespace mlp
 
@@ -35,4 +37,11 @@ public:
         const cublasStatus_t mlp_status_ = (call);                                \
         if (mlp_status_ != CUBLAS_STATUS_SUCCESS)                                 \
             ::mlp::throw_cublas_error(mlp_status_, #call, __FILE__, __LINE__);    \
+    } while (0)
+
+#define CUBLASLT_CHECK(call)                                                      \
+    do {                                                                          \
+        const cublasStatus_t mlp_status_ = (call);                                \
+        if (mlp_status_ != CUBLAS_STATUS_SUCCESS)                                 \
+            ::mlp::throw_cublaslt_error(mlp_status_, #call, __FILE__, __LINE__);  \
     } while (0)

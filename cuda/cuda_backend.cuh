@@ -1,18 +1,27 @@
 // CUDA backend: one non-blocking stream, cuBLAS SGEMMs on it, the generic
-// functor launcher, and CUDA-graph recording of whole passes. Implements the
+// functor launcher, and CUDA-graph recording of whole passes; for the fused
+// path also cuBLASLt epilogues, the reductions of cuda/kernels/ and a side
+// stream for the weight gradients. Implements the
 // interface documented in host/backend.hpp; compiled by nvcc only.
 #pragma once
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <map>
+#include <memory>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "cuda/check.hpp"
 #include "cuda/device_buffer.hpp"
 #include "cuda/for_each.cuh"
 #include "cuda/handles.hpp"
+#include "cuda/lt_matmul.hpp"
 #include "host/train/backend.hpp"
+#include "host/train/kernel_options.hpp"
+#include "ops/softmax_xent.hpp"
 
 namespace mlp {
 
@@ -21,12 +30,10 @@ public:
     template <class T>
     using Buffer = DeviceBuffer<T>;
 
-    // An instantiated graph, the key of the work it recorded, and its node
-    // count (kernels, cuBLAS's included, and any memset or copy nodes).
+    // The instantiated graphs of one pass, one per key recorded so far, so
+    // switching between keys (augmentation on and off) replays, not records.
     struct Graph {
-        GraphExec exec;
-        int64_t key = -1;
-        int64_t nodes = -1;
+        std::map<int64_t, GraphExec> by_key;
     };
 
     explicit CudaBackend(int device = 0);
@@ -68,12 +75,12 @@ public:
         launch_for_each(n_rows * n_cols, RowColumn<F>{f, n_cols}, max_blocks_, stream_.get());
     }
 
-    // Records body's launches into a graph on the first call with a new key,
-    // then replays the graph.
+    // Records body's launches into a graph on the first call with a key,
+    // then replays that key's graph.
     template <class Body>
     void run_graph(Graph& graph, int64_t key, Body&& body) {
-        if (!graph.exec || graph.key != key) {
-            graph.exec.reset();
+        auto it = graph.by_key.find(key);
+        if (it == graph.by_key.end()) {
             begin_capture();
             try {
                 body();
@@ -81,10 +88,9 @@ public:
                 abort_capture();
                 throw;
             }
-            graph.exec = end_capture(&graph.nodes);
-            graph.key = key;
+            it = graph.by_key.emplace(key, end_capture()).first;
         }
-        CUDA_CHECK(cudaGraphLaunch(graph.exec.get(), stream_.get()));
+        CUDA_CHECK(cudaGraphLaunch(it->second.get(), stream_.get()));
     }
 
     void synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_.get())); }
@@ -106,10 +112,42 @@ public:
     cudaStream_t stream() const { return stream_.get(); }
     const std::string& device_name() const { return name_; }
 
+    // The fused path's operations; host/cpu/cpu_fused_ops.hpp defines what
+    // each computes, and the CPU backend's versions are their oracle. Defined
+    // in cuda_trainer.cu over cuBLASLt and cuda/kernels/reduce.cu.
+    void set_precision(Precision precision);
+    // Bytes of a ReLU bit mask for n_rows x n_cols activations (cuBLASLt's layout).
+    int64_t relu_mask_bytes(int64_t n_rows, int64_t n_cols) const;
+    void gemm_bias_act(float* z, uint8_t* relu_mask, const float* w, const float* x,
+                       const float* bias, bool relu, int64_t n_out, int64_t n_batch, int64_t n_in);
+    void gemm_drelu_bgrad(float* grad_in, float* grad_bias_in, const float* w, const float* grad_z,
+                          const float* activation_in, const uint8_t* relu_mask_in, int64_t n_in,
+                          int64_t n_batch, int64_t n_out);
+    // On a side stream forked from the main one; join_side() joins it back.
+    void weight_grad(float* grad_w, const float* x, const float* grad_z, int64_t n_in,
+                     int64_t n_out, int64_t n_batch);
+    void join_side();
+    void bias_grad(float* grad_bias, const float* grad_z, int64_t n_out, int64_t n_batch);
+    void softmax_xent_bgrad(float* grad_bias, const SoftmaxXentFunctor& loss, int64_t n_batch);
+    void grad_norm_guard(float* grad_sq, int32_t* guard, int8_t* status, float* parts,
+                         const float* grads, const float* sample_loss, int64_t n_params,
+                         int64_t n_batch, int64_t n_parts, int32_t step, bool stop);
+    // Why a fused operation ran the generic kernels instead, once per reason.
+    const std::vector<std::string>& fused_fallbacks() const { return fallbacks_; }
+
+    // Nodes of the graph recorded last (all, and kernels: GEMMs count their
+    // own kernels), for the node counts per step that benchmarks report.
+    struct GraphNodes {
+        int64_t total = 0;
+        int64_t kernels = 0;
+    };
+    GraphNodes last_recorded_nodes() const { return last_nodes_; }
+
 private:
+    void note_fallback(const std::string& why);
     void begin_capture();
     void abort_capture();
-    GraphExec end_capture(int64_t* n_nodes);
+    GraphExec end_capture();
 
     int device_ = 0;
     int max_blocks_ = 0;
@@ -117,6 +155,22 @@ private:
     Stream stream_;
     CublasHandle cublas_;
     DeviceBuffer<uint8_t> cublas_workspace_;
+
+    // The fused path. The side stream has its own cuBLAS handle and
+    // workspace: its GEMMs may run while the main stream's do.
+    Precision precision_ = Precision::fp32;
+    Stream side_stream_;
+    CublasHandle side_cublas_;
+    DeviceBuffer<uint8_t> side_workspace_;
+    Event fork_, join_;
+    bool side_pending_ = false;
+    std::unique_ptr<LtMatmul> lt_;     // shares cublas_workspace_: both run on stream_ only
+    DeviceBuffer<uint32_t> counters_;  // [2] last-block counters, 0 between launches
+    // Whether the last forward that wrote a mask wrote it through cuBLASLt
+    // (else the backward reads the activation), in the order calls were made.
+    std::unordered_map<const void*, bool> mask_written_;
+    std::vector<std::string> fallbacks_;
+    GraphNodes last_nodes_;
 };
 
 }  // namespace mlp

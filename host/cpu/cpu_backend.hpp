@@ -8,11 +8,12 @@
 #include <cstring>
 #include <vector>
 
+#include "host/cpu/cpu_fused_ops.hpp"
 #include "host/train/backend.hpp"
 
 namespace mlp {
 
-class CpuBackend {
+class CpuBackend : public CpuFusedOps<CpuBackend> {
 public:
     template <class T>
     using Buffer = std::vector<T>;

@@ -106,6 +106,8 @@ public:
         const int64_t n_max = std::max(train_.n, test_.n);
         sample_loss_ = be_.template alloc<float>(n_max);
         sample_pred_ = be_.template alloc<uint8_t>(n_max);
+        be_.set_precision(options.precision);
+        if (options.kernels == KernelPath::fused) alloc_fused();
     }
 
     const ModelShape& shape() const { return shape_; }
@@ -298,6 +300,12 @@ private:
         for (int l = 0; l < shape_.n_layers(); ++l) {
             const int64_t in = shape_.n_in(l), out = shape_.n_out(l);
             float* z = act_[size_t(l) + 1].data();
+            if (fused_) {
+                const bool hidden = l + 1 < shape_.n_layers();
+                be_.gemm_bias_act(z, hidden ? relu_mask_[size_t(l)].data() : nullptr, weight(l),
+                                  act_[size_t(l)].data(), bias(l), hidden, out, n_batch, in);
+                continue;
+            }
             be_.gemm(Trans::T, Trans::N, out, n_batch, in, weight(l), in, act_[size_t(l)].data(),
                      in, z, out);
             const bool relu = l + 1 < shape_.n_layers();
@@ -309,6 +317,7 @@ private:
     // squared norm into the step's slot, then the optimizer's update with the
     // step's entry of the scalar table.
     void train_step(int64_t step, int64_t first, int64_t n_batch, bool augment) {
+        if (fused_) return train_step_fused(step, first, n_batch, augment);
         compute_gradients(first, n_batch, augment ? train_shifts_.data() : nullptr);
         be_.for_each(k_norm_parts, SquaredNormPartsFunctor{grad_sq_parts_.data(), grads_.data(),
                                                            shape_.n_params(), k_norm_parts});
@@ -343,6 +352,7 @@ private:
     // Forward, loss and backward over the training batch at `first`; leaves
     // the gradient of the batch's mean loss in grads_.
     void compute_gradients(int64_t first, int64_t n_batch, const int8_t* shifts) {
+        if (fused_) return compute_gradients_fused(first, n_batch, shifts);
         forward(train_, train_perm_.data(), first, n_batch, shifts);
         const int n_layers = shape_.n_layers();
         be_.for_each(n_batch, SoftmaxXentFunctor{act_.back().data(), sample_loss_.data(),
@@ -366,6 +376,57 @@ private:
             be_.for_each(n_batch * in, ReluBackwardFunctor{grad_in, input});
             grad_z = grad_in;
         }
+    }
+
+    // The fused path (KernelPath::fused): the same step through the backend's
+    // fused operations. Each hidden layer keeps what its ReLU backward needs
+    // (a mask on CUDA) and its own input gradient, so a weight gradient that
+    // the backend runs on a side branch never races the next layer's writes.
+    void alloc_fused() {
+        fused_ = true;
+        for (int l = 0; l + 1 < shape_.n_layers(); ++l) {
+            relu_mask_.push_back(
+                be_.template alloc<uint8_t>(be_.relu_mask_bytes(shape_.n_out(l), capacity_)));
+        }
+        for (int l = 0; l < shape_.n_layers(); ++l) {
+            grad_act_.push_back(be_.template alloc<float>(l == 0 ? 0 : capacity_ * shape_.n_in(l)));
+        }
+    }
+
+    void train_step_fused(int64_t step, int64_t first, int64_t n_batch, bool augment) {
+        compute_gradients_fused(first, n_batch, augment ? train_shifts_.data() : nullptr);
+        be_.grad_norm_guard(step_grad_sq_.data() + step, guard_.data(), step_status_.data() + step,
+                            grad_sq_parts_.data(), grads_.data(), sample_loss_.data() + first,
+                            shape_.n_params(), n_batch, k_norm_parts, int32_t(step),
+                            options_.on_nan == NanPolicy::stop);
+        update(step_table_.data() + step);
+    }
+
+    // Softmax with the output bias gradient, then per layer the weight
+    // gradient (independent of the chain below it) and the input gradient
+    // with ReLU backward and the bias gradient of the layer beneath.
+    void compute_gradients_fused(int64_t first, int64_t n_batch, const int8_t* shifts) {
+        forward(train_, train_perm_.data(), first, n_batch, shifts);
+        const int n_layers = shape_.n_layers();
+        be_.softmax_xent_bgrad(
+            grads_.data() + shape_.bias_offset(n_layers - 1),
+            SoftmaxXentFunctor{act_.back().data(), sample_loss_.data(), sample_pred_.data(),
+                               train_.labels.data(), train_perm_.data(), first, shape_.n_classes(),
+                               1.0f / float(n_batch)},
+            n_batch);
+        const float* grad_z = act_.back().data();
+        for (int l = n_layers - 1; l >= 0; --l) {
+            const int64_t in = shape_.n_in(l), out = shape_.n_out(l);
+            const float* input = act_[size_t(l)].data();
+            be_.weight_grad(grads_.data() + shape_.weight_offset(l), input, grad_z, in, out,
+                            n_batch);
+            if (l == 0) break;
+            float* grad_in = grad_act_[size_t(l)].data();
+            be_.gemm_drelu_bgrad(grad_in, grads_.data() + shape_.bias_offset(l - 1), weight(l),
+                                 grad_z, input, relu_mask_[size_t(l) - 1].data(), in, n_batch, out);
+            grad_z = grad_in;
+        }
+        be_.join_side();
     }
 
     void eval_step(int64_t first, int64_t n_batch) {
@@ -444,6 +505,9 @@ private:
     Buffer<uint8_t> sample_pred_;
     int64_t capacity_ = 0;
     typename Backend::Graph train_graph_, eval_graph_;
+    bool fused_ = false;                      // KernelPath::fused
+    std::vector<Buffer<uint8_t>> relu_mask_;  // fused: per hidden layer, backend's format
+    std::vector<Buffer<float>> grad_act_;     // fused: [l] = gradient of layer l's input
 };
 
 }  // namespace mlp
