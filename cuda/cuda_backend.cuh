@@ -1,11 +1,12 @@
 // CUDA backend: one non-blocking stream, cuBLAS SGEMMs on it, the generic
 // functor launcher, and CUDA-graph recording of whole passes. Implements the
-// interface documented in host/backend.hpp; compiled by nvcc only.
+// interface documented in host/train/backend.hpp; compiled by nvcc only.
 #pragma once
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <map>
 #include <string>
 
 #include "cuda/check.hpp"
@@ -21,10 +22,10 @@ public:
     template <class T>
     using Buffer = DeviceBuffer<T>;
 
-    // An instantiated graph and the key of the work it recorded.
+    // One instantiated graph per key, so switching keys (shifts on and off)
+    // replays instead of recording afresh.
     struct Graph {
-        GraphExec exec;
-        int64_t key = -1;
+        std::map<int64_t, GraphExec> execs;
     };
 
     explicit CudaBackend(int device = 0);
@@ -66,12 +67,12 @@ public:
         launch_for_each(n_rows * n_cols, RowColumn<F>{f, n_cols}, max_blocks_, stream_.get());
     }
 
-    // Records body's launches into a graph on the first call with a new key,
-    // then replays the graph.
+    // Records body's launches into a graph on the first call with a key,
+    // then replays that key's graph.
     template <class Body>
     void run_graph(Graph& graph, int64_t key, Body&& body) {
-        if (!graph.exec || graph.key != key) {
-            graph.exec.reset();
+        auto found = graph.execs.find(key);
+        if (found == graph.execs.end()) {
             begin_capture();
             try {
                 body();
@@ -79,10 +80,9 @@ public:
                 abort_capture();
                 throw;
             }
-            graph.exec = end_capture();
-            graph.key = key;
+            found = graph.execs.emplace(key, end_capture()).first;
         }
-        CUDA_CHECK(cudaGraphLaunch(graph.exec.get(), stream_.get()));
+        CUDA_CHECK(cudaGraphLaunch(found->second.get(), stream_.get()));
     }
 
     void synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_.get())); }
@@ -116,5 +116,7 @@ private:
     CublasHandle cublas_;
     DeviceBuffer<uint8_t> cublas_workspace_;
 };
+
+static_assert(check_backend<CudaBackend>(), "CudaBackend must meet host/train/backend.hpp");
 
 }  // namespace mlp
