@@ -3,7 +3,8 @@
 // training step, through the production CudaBackend, each checked once
 // against the CPU backend and timed with CUDA events on the backend's stream.
 // Without a usable device every case is skipped with the reason. The cases
-// are in kernel_cases.hpp, shared with bench_kernels_cpu.cpp.
+// are in tests/backend_cases.hpp, shared with bench_kernels_cpu.cpp and the
+// GPU tests.
 //
 // One event pair around one launch would time the host's launch cost (a few
 // microseconds, whatever the kernel), so each event pair here spans a window

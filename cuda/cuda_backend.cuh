@@ -2,7 +2,7 @@
 // functor launcher, and CUDA-graph recording of whole passes; for the fused
 // path also cuBLASLt epilogues, the reductions of cuda/kernels/ and a side
 // stream for the weight gradients. Implements the
-// interface documented in host/backend.hpp; compiled by nvcc only.
+// interface documented in host/train/backend.hpp; compiled by nvcc only.
 #pragma once
 
 #include <cublas_v2.h>
@@ -30,10 +30,10 @@ public:
     template <class T>
     using Buffer = DeviceBuffer<T>;
 
-    // The instantiated graphs of one pass, one per key recorded so far, so
-    // switching between keys (augmentation on and off) replays, not records.
+    // One instantiated graph per key, so switching keys (shifts on and off)
+    // replays instead of recording afresh.
     struct Graph {
-        std::map<int64_t, GraphExec> by_key;
+        std::map<int64_t, GraphExec> execs;
     };
 
     explicit CudaBackend(int device = 0);
@@ -79,8 +79,8 @@ public:
     // then replays that key's graph.
     template <class Body>
     void run_graph(Graph& graph, int64_t key, Body&& body) {
-        auto it = graph.by_key.find(key);
-        if (it == graph.by_key.end()) {
+        auto found = graph.execs.find(key);
+        if (found == graph.execs.end()) {
             begin_capture();
             try {
                 body();
@@ -88,9 +88,9 @@ public:
                 abort_capture();
                 throw;
             }
-            it = graph.by_key.emplace(key, end_capture()).first;
+            found = graph.execs.emplace(key, end_capture()).first;
         }
-        CUDA_CHECK(cudaGraphLaunch(it->second.get(), stream_.get()));
+        CUDA_CHECK(cudaGraphLaunch(found->second.get(), stream_.get()));
     }
 
     void synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_.get())); }
@@ -172,5 +172,7 @@ private:
     std::vector<std::string> fallbacks_;
     GraphNodes last_nodes_;
 };
+
+static_assert(check_backend<CudaBackend>(), "CudaBackend must meet host/train/backend.hpp");
 
 }  // namespace mlp

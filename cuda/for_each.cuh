@@ -1,4 +1,4 @@
-// The one generic launcher: runs a functor from cuda/ops/ over [0, n) with a
+// The one generic launcher: runs a functor from ops/ over [0, n) with a
 // grid-stride loop. Each functor is the same code the CPU backend runs in an
 // OpenMP loop, so this file holds no per-operation math.
 #pragma once

@@ -17,7 +17,9 @@ struct BiasActFunctor {
     MLP_HD void operator()(int64_t s, int64_t j) const {
         const int64_t i = s * n_out + j;
         const float v = z[i] + bias[j];
-        z[i] = (relu && !(v > 0.0f)) ? 0.0f : v;
+        // v <= 0, not !(v > 0): a NaN stays NaN, as in PyTorch, so the
+        // non-finite guard sees it instead of a silently dead unit.
+        z[i] = (relu && v <= 0.0f) ? 0.0f : v;
     }
 
     MLP_HD void operator()(int64_t i) const {

@@ -1,5 +1,7 @@
-// MLP_HD marks the per-element math that both backends run: nvcc compiles it
-// for the device, the host compiler for the CPU backend and its tests.
+// The host/device macro MLP_HD, and ceil_div(): the one header of ours that
+// every functor in ops/ includes. MLP_HD marks the per-element math that both
+// backends run: nvcc compiles it for the device, the host compiler for the CPU
+// backend and its tests.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,6 @@
-// ReLU backward, in place on the upstream gradient: dZ = dA * (A > 0).
+// ReLU backward, in place on the upstream gradient: dZ = dA * (A > 0), as
+// PyTorch's threshold_backward writes it (A <= 0 ? 0 : dA), so a NaN
+// activation passes the gradient through instead of masking it.
 #pragma once
 
 #include "ops/host_device.hpp"
@@ -11,7 +13,7 @@ struct ReluBackwardFunctor {
 
     // An unconditional store, so the CPU loop vectorizes: the compiler may not
     // add a store where the source makes one only sometimes.
-    MLP_HD void operator()(int64_t i) const { grad[i] = activation[i] > 0.0f ? grad[i] : 0.0f; }
+    MLP_HD void operator()(int64_t i) const { grad[i] = activation[i] <= 0.0f ? 0.0f : grad[i]; }
 };
 
 }  // namespace mlp

@@ -7,7 +7,7 @@
 // value PyTorch gives its first step; it is stored flushed to zero below
 // FLT_MIN (flush_subnormal() says why). The learning rate is read from device
 // memory, this step's entry of the per-step table (lr_address() in
-// cuda/ops/optimizer_step.hpp), so a recorded epoch stays valid while a
+// ops/optimizer_step.hpp), so a recorded epoch stays valid while a
 // schedule changes it.
 #pragma once
 
@@ -19,25 +19,29 @@ namespace mlp {
 struct SgdUpdateFunctor {
     float* params;
     const float* grads;
-    const float* lr;                   // one value
+    const float* lr;  // one value
+    // Nonzero: this step's update does nothing (ops/step_guard.hpp). Never
+    // nullptr: a null test per element would keep the CPU loop scalar.
+    const int32_t* skip;
     float* momentum_buffer = nullptr;  // [n_params]; nullptr: plain SGD
     float momentum = 0.0f;
     float weight_decay = 0.0f;
     bool nesterov = false;
-    // Nonzero: this step's update does nothing (cuda/ops/step_guard.hpp); nullptr: none.
-    const int32_t* skip = nullptr;
 
     MLP_HD void operator()(int64_t i) const {
-        if (skip && *skip) return;
+        // Selects, not branches, and unconditional stores (a skipped step
+        // stores the old values): GCC vectorises no loop with control flow.
+        const bool skipped = *skip != 0;
         const float p = params[i];
         float g = grads[i];
-        if (weight_decay != 0.0f) g += weight_decay * p;
+        g = weight_decay != 0.0f ? g + weight_decay * p : g;
         if (momentum_buffer) {
-            const float b = flush_subnormal(momentum * momentum_buffer[i] + g);
-            momentum_buffer[i] = b;
+            const float b_old = momentum_buffer[i];
+            const float b = flush_subnormal(momentum * b_old + g);
+            momentum_buffer[i] = skipped ? b_old : b;
             g = nesterov ? g + momentum * b : b;
         }
-        params[i] = p - *lr * g;
+        params[i] = skipped ? p : p - *lr * g;
     }
 };
 

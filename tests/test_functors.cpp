@@ -185,6 +185,28 @@ TEST(BiasAct, NanDoesNotBecomeZeroSilentlyWithoutRelu) {
     EXPECT_TRUE(std::isnan(z[0]));
 }
 
+// PyTorch: relu(NaN) = NaN, so a NaN reaches the loss and the guard.
+TEST(BiasAct, ReluKeepsNanAndMapsNegativeZeroToZero) {
+    std::vector<float> z = {std::numeric_limits<float>::quiet_NaN(), -0.0f, -1.0f};
+    const std::vector<float> b = {0.0f};
+    CpuBackend().for_each(3, BiasActFunctor{z.data(), b.data(), 1, true});
+    EXPECT_TRUE(std::isnan(z[0]));
+    EXPECT_EQ(z[1], 0.0f);
+    EXPECT_FALSE(std::signbit(z[1]));
+    EXPECT_EQ(z[2], 0.0f);
+}
+
+// PyTorch's threshold_backward: A <= 0 ? 0 : dA, so a NaN activation passes
+// the gradient through rather than masking it.
+TEST(ReluBackward, NanActivationPassesTheGradient) {
+    std::vector<float> g = {1.0f, 2.0f, std::numeric_limits<float>::quiet_NaN()};
+    const std::vector<float> a = {std::numeric_limits<float>::quiet_NaN(), 0.0f, 1.0f};
+    CpuBackend().for_each(3, ReluBackwardFunctor{g.data(), a.data()});
+    EXPECT_EQ(g[0], 1.0f);
+    EXPECT_EQ(g[1], 0.0f);
+    EXPECT_TRUE(std::isnan(g[2]));
+}
+
 TEST(ReluBackward, MasksWhereActivationIsZero) {
     std::vector<float> g = {1.0f, 2.0f, 3.0f, 4.0f};
     const std::vector<float> a = {0.0f, 0.1f, 0.0f, 5.0f};
@@ -203,7 +225,8 @@ TEST(SgdUpdate, SubtractsScaledGradient) {
     std::vector<float> p = {1.0f, -2.0f, 0.5f};
     const std::vector<float> g = {0.5f, -1.0f, 0.0f};
     const float lr = 0.1f;
-    CpuBackend().for_each(3, SgdUpdateFunctor{p.data(), g.data(), &lr});
+    const int32_t go = 0;
+    CpuBackend().for_each(3, SgdUpdateFunctor{p.data(), g.data(), &lr, &go});
     EXPECT_FLOAT_EQ(p[0], 0.95f);
     EXPECT_FLOAT_EQ(p[1], -1.9f);
     EXPECT_FLOAT_EQ(p[2], 0.5f);

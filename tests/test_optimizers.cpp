@@ -106,19 +106,20 @@ OptimizerState run_functor(const Problem& pr, const OptimizerConfig& c,
         state.buffers.emplace_back(size_t(n), 0.0f);
     }
     const std::vector<OptimizerStep> table = optimizer_steps(c, pr.lr, 0);
+    const int32_t go = 0;
     CpuBackend be;
     for (size_t t = 0; t < pr.lr.size(); ++t) {
         const float* g = pr.grads[t].data();
         if (c.kind == OptimizerKind::sgd) {
             float* buffer = state.buffers.empty() ? nullptr : state.buffers[0].data();
-            be.for_each(n, SgdUpdateFunctor{params->data(), g, lr_address(&table[t]), buffer,
+            be.for_each(n, SgdUpdateFunctor{params->data(), g, lr_address(&table[t]), &go, buffer,
                                             float(c.momentum), float(c.weight_decay), c.nesterov});
         } else {
-            be.for_each(n,
-                        AdamUpdateFunctor{params->data(), g, state.buffers[0].data(),
-                                          state.buffers[1].data(), &table[t], float(1.0 - c.beta1),
-                                          float(c.beta2), float(1.0 - c.beta2), float(c.eps),
-                                          float(c.weight_decay), c.kind == OptimizerKind::adamw});
+            be.for_each(
+                n, AdamUpdateFunctor{params->data(), g, state.buffers[0].data(),
+                                     state.buffers[1].data(), &table[t], &go, float(1.0 - c.beta1),
+                                     float(c.beta2), float(1.0 - c.beta2), float(c.eps),
+                                     float(c.weight_decay), c.kind == OptimizerKind::adamw});
         }
     }
     state.step = int64_t(pr.lr.size());
@@ -222,10 +223,12 @@ TEST(OptimizerState, DecayingStateIsFlushedInsteadOfTurningSubnormal) {
     const auto table = optimizer_steps(c, lrs, 0);
     float p = 1.0f, m = 1e-3f, v = 1e-30f, b = 1e-3f, q = 1.0f;
     const float g = 0.0f;
+    const int32_t go = 0;
     bool subnormal = false;
     for (size_t t = 0; t < table.size(); ++t) {
-        AdamUpdateFunctor{&p, &g, &m, &v, &table[t], 0.1f, 0.999f, 0.001f, 1e-8f, 0.0f, false}(0);
-        SgdUpdateFunctor{&q, &g, lr_address(&table[t]), &b, 0.9f}(0);
+        AdamUpdateFunctor{
+            &p, &g, &m, &v, &table[t], &go, 0.1f, 0.999f, 0.001f, 1e-8f, 0.0f, false}(0);
+        SgdUpdateFunctor{&q, &g, lr_address(&table[t]), &go, &b, 0.9f}(0);
         for (float x : {m, v, b}) subnormal |= std::fpclassify(x) == FP_SUBNORMAL;
     }
     EXPECT_FALSE(subnormal);
@@ -235,6 +238,40 @@ TEST(OptimizerState, DecayingStateIsFlushedInsteadOfTurningSubnormal) {
     EXPECT_EQ(flush_subnormal(-1e-39f), 0.0f);
     EXPECT_EQ(flush_subnormal(FLT_MIN), FLT_MIN);
     EXPECT_TRUE(std::isnan(flush_subnormal(NAN)));
+}
+
+// The guard's skip is applied as a select over unconditional stores (so the
+// CPU loop vectorises): a skipped step must store back exactly what was there,
+// NaN gradients and all.
+TEST(OptimizerState, SkippedStepLeavesParametersAndStateBitForBit) {
+    const Problem pr = make_problem(301, 6);
+    std::vector<float> g = pr.grads[0];
+    for (size_t i = 0; i < g.size(); i += 7) g[i] = NAN;
+    const auto table = optimizer_steps(adam(OptimizerKind::adamw, 0.01), {1e-3}, 4);
+    const int32_t skip = 1;
+    const int64_t n = int64_t(g.size());
+    for (const OptimizerConfig& c :
+         {sgd(0.0, false, 0.0), sgd(0.9, true, 0.01), adam(OptimizerKind::adam, 0.1),
+          adam(OptimizerKind::adamw, 0.01)}) {
+        std::vector<float> p = pr.params, b = pr.grads[1], m = pr.grads[2], v = pr.grads[3];
+        for (float& x : v) x = x * x;
+        const std::vector<float> p0 = p, b0 = b, m0 = m, v0 = v;
+        CpuBackend be;
+        if (c.kind == OptimizerKind::sgd) {
+            be.for_each(n, SgdUpdateFunctor{p.data(), g.data(), lr_address(&table[0]), &skip,
+                                            c.momentum != 0.0 ? b.data() : nullptr,
+                                            float(c.momentum), float(c.weight_decay), c.nesterov});
+        } else {
+            be.for_each(
+                n, AdamUpdateFunctor{p.data(), g.data(), m.data(), v.data(), &table[0], &skip, 0.1f,
+                                     0.999f, 0.001f, 1e-8f, float(c.weight_decay),
+                                     c.kind == OptimizerKind::adamw});
+        }
+        EXPECT_EQ(p, p0) << to_string(c.kind);
+        EXPECT_EQ(b, b0) << to_string(c.kind);
+        EXPECT_EQ(m, m0) << to_string(c.kind);
+        EXPECT_EQ(v, v0) << to_string(c.kind);
+    }
 }
 
 TEST(OptimizerSteps, BiasCorrectionContinuesFromTheStepCount) {

@@ -2,9 +2,15 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <iostream>
+#include <limits>
 
 #include "host/base/error.hpp"
 #include "host/base/rng.hpp"
+#include "host/config/train_config.hpp"
+#include "host/cpu/cpu_backend.hpp"
+#include "host/train/engine.hpp"
+#include "host/train/train_loop.hpp"
 #include "host/train/trainer.hpp"
 #include "reference_mlp.hpp"
 #include "synthetic.hpp"
@@ -140,6 +146,96 @@ TEST(Trainer, RejectsMismatchedShapesAndOrders) {
     plan.lr = {0.1};
     plan.shifts = {1, 1};
     EXPECT_THROW(trainer->train_epoch(plan), Error);
+}
+
+// AdamW, a one-cycle schedule and shifts: everything the per-epoch device
+// tables carry, so a value the recorded epoch took from the host would show.
+EpochPlan recipe_plan(int64_t n_train, int64_t steps, int64_t epoch, bool shifts) {
+    TrainConfig config;
+    config.lr = 0.003f;
+    config.epochs = 4;
+    config.schedule.kind = ScheduleKind::onecycle;
+    config.augment_shift = shifts ? 2 : 0;
+    return make_epoch_plan(config, n_train, steps, epoch);
+}
+
+TrainerOptions recipe_options(bool use_graph, NanPolicy on_nan = NanPolicy::stop) {
+    TrainerOptions options;
+    options.batch_size = 32;  // 200 samples: 6 full steps and one of 8
+    options.use_graph = use_graph;
+    options.on_nan = on_nan;
+    options.optimizer.kind = OptimizerKind::adamw;
+    options.optimizer.weight_decay = 0.01;
+    return options;
+}
+
+TEST(GraphReplay, ReplayedEpochsEqualSteppedOnesBitForBit) {
+    const Dataset data = test::synthetic_dataset(200, 50, 4, 5, 3);
+    const ModelShape shape({20, 12, 6, 3});
+    for (NanPolicy on_nan : {NanPolicy::stop, NanPolicy::skip_batch}) {
+        std::vector<std::vector<float>> params;
+        std::vector<std::vector<double>> losses;
+        for (bool use_graph : {false, true}) {
+            auto trainer = make_cpu_trainer(shape, data, recipe_options(use_graph, on_nan));
+            trainer->set_params(init_params(shape, 4));
+            std::vector<double> loss;
+            // Shifts on, off, on: each key's recording is replayed with new tables.
+            for (int e = 0; e < 4; ++e) {
+                const EpochPlan plan = recipe_plan(200, trainer->steps_per_epoch(), e, e != 1);
+                loss.push_back(trainer->train_epoch(plan).loss);
+                loss.push_back(trainer->evaluate().loss);
+            }
+            params.push_back(trainer->params());
+            losses.push_back(loss);
+        }
+        EXPECT_EQ(params[1], params[0]);
+        EXPECT_EQ(losses[1], losses[0]);
+    }
+}
+
+TEST(GraphReplay, EpochIsRecordedOncePerKeyWith22LaunchesPerStep) {
+    const Dataset data = test::synthetic_dataset(200, 50, 4, 5, 3);
+    const ModelShape shape({20, 12, 6, 3});
+    CpuBackend be;
+    Engine<CpuBackend> engine(be, shape, data, recipe_options(true));
+    engine.set_params(init_params(shape, 4));
+    const int64_t steps = engine.steps_per_epoch();
+    for (int e = 0; e < 3; ++e) engine.train_epoch(recipe_plan(200, steps, e, e != 1), {});
+    // Per step: the gather, per layer a GEMM and the bias(+ReLU) epilogue;
+    // the loss; per layer the weight-gradient GEMM and the bias gradient, and
+    // below the top the input-gradient GEMM and ReLU backward; the two
+    // gradient-norm passes, the guard and the update.
+    const int64_t n_layers = shape.n_layers();
+    const int64_t per_step = 1 + 2 * n_layers + 1 + 2 * n_layers + 2 * (n_layers - 1) + 4;
+    EXPECT_EQ(per_step, 22);
+    for (int64_t key : {0, 1}) {
+        EXPECT_EQ(engine.train_graph().n_nodes(key), per_step * steps) << key;
+    }
+    std::cout << "recorded CPU epoch, model " << shape.to_string() << ": "
+              << engine.train_graph().n_nodes(0) << " launches in " << steps << " steps ("
+              << engine.train_graph().n_nodes(0) / steps << " per step)\n";
+}
+
+// ReLU used to map NaN to 0, so a NaN weight of a hidden unit left the loss
+// finite and the guard never tripped (the NaN stayed in the model).
+TEST(NonFiniteWeights, NanInAHiddenLayerReachesTheGuard) {
+    const Dataset data = test::synthetic_dataset(64, 16, 4, 5, 3);
+    const ModelShape shape({20, 8, 3});
+    for (bool use_graph : {false, true}) {
+        TrainerOptions options;
+        options.batch_size = 16;
+        options.use_graph = use_graph;
+        auto trainer = make_cpu_trainer(shape, data, options);
+        std::vector<float> params = init_params(shape, 1);
+        params[size_t(shape.weight_offset(0))] = std::numeric_limits<float>::quiet_NaN();
+        trainer->set_params(params);
+        const EpochResult r = trainer->train_epoch(epoch_permutation(64, 1, 0), 0.1f);
+        EXPECT_EQ(r.first_bad_step, 0);
+        EXPECT_EQ(r.skipped_steps, trainer->steps_per_epoch());
+        EXPECT_TRUE(std::isnan(r.loss));
+        EXPECT_TRUE(std::isnan(trainer->evaluate().loss));
+        EXPECT_EQ(trainer->params().back(), params.back());  // no update applied
+    }
 }
 
 }  // namespace

@@ -1,45 +1,153 @@
 // CPU backend: CBLAS (OpenBLAS) for the GEMMs, OpenMP for the functors. It is
 // the oracle the CUDA backend is tested against, and makes the trainer run
 // where there is no GPU.
+//
+// It also models what a CUDA graph imposes: run_graph records the launches of
+// its body as closures holding their arguments by value, and replays them on
+// later calls without calling the body, so work that reads a host value which
+// changes between calls goes stale here as it would on the GPU.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
+#include "host/base/error.hpp"
 #include "host/cpu/cpu_fused_ops.hpp"
 #include "host/train/backend.hpp"
 
 namespace mlp {
 
+// Move-only owner of n values, zero-initialised. Move-only like DeviceBuffer,
+// so a copy that a CUDA build would reject is rejected on every machine.
+template <class T>
+class HostBuffer {
+public:
+    HostBuffer() = default;
+    explicit HostBuffer(int64_t n) : data_(n > 0 ? new T[size_t(n)]() : nullptr), size_(n) {}
+    HostBuffer(HostBuffer&& other) noexcept
+        : data_(std::move(other.data_)), size_(std::exchange(other.size_, 0)) {}
+    HostBuffer& operator=(HostBuffer&& other) noexcept {
+        data_ = std::move(other.data_);
+        size_ = std::exchange(other.size_, 0);
+        return *this;
+    }
+    HostBuffer(const HostBuffer&) = delete;
+    HostBuffer& operator=(const HostBuffer&) = delete;
+
+    // Shallow const, as DeviceBuffer: a const owner still hands out its memory.
+    T* data() const { return data_.get(); }
+    int64_t size() const { return size_; }
+
+private:
+    std::unique_ptr<T[]> data_;
+    int64_t size_ = 0;
+};
+
 class CpuBackend : public CpuFusedOps<CpuBackend> {
 public:
     template <class T>
-    using Buffer = std::vector<T>;
+    using Buffer = HostBuffer<T>;
+
+    // The recorded launches of each key, replayed in order.
+    struct Graph {
+        std::map<int64_t, std::vector<std::function<void()>>> recordings;
+
+        // Launches (functors and GEMMs) recorded for key; 0 if none.
+        int64_t n_nodes(int64_t key) const {
+            const auto found = recordings.find(key);
+            return found == recordings.end() ? 0 : int64_t(found->second.size());
+        }
+    };
 
     template <class T>
     Buffer<T> alloc(int64_t n) {
-        return Buffer<T>(size_t(n));
+        return Buffer<T>(n);
     }
     template <class T>
     void copy_to_device(T* dst, const T* h_src, int64_t n) {
+        refuse_while_recording("copy_to_device");
         if (n > 0) std::memcpy(dst, h_src, size_t(n) * sizeof(T));
     }
     template <class T>
     void copy_to_host(T* h_dst, const T* src, int64_t n) {
+        refuse_while_recording("copy_to_host");
         if (n > 0) std::memcpy(h_dst, src, size_t(n) * sizeof(T));
     }
 
     void gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-              const float* b, int64_t ldb, float* c, int64_t ldc);
+              const float* b, int64_t ldb, float* c, int64_t ldc) {
+        if (recording_) {
+            recording_->push_back([=] { run_gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc); });
+            return;
+        }
+        run_gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
+    }
 
+    template <class F>
+    void for_each(int64_t n, const F& f) {
+        if (recording_) {
+            recording_->push_back([n, f] { run_for_each(n, f); });
+            return;
+        }
+        run_for_each(n, f);
+    }
+
+    template <class F>
+    void for_each_2d(int64_t n_rows, int64_t n_cols, const F& f) {
+        if (recording_) {
+            recording_->push_back([n_rows, n_cols, f] { run_for_each_2d(n_rows, n_cols, f); });
+            return;
+        }
+        run_for_each_2d(n_rows, n_cols, f);
+    }
+
+    // The first call with a key records body's launches, then every call
+    // replays them. A body that throws leaves no recording behind.
+    template <class Body>
+    void run_graph(Graph& graph, int64_t key, Body&& body) {
+        refuse_while_recording("run_graph");
+        auto found = graph.recordings.find(key);
+        if (found == graph.recordings.end()) {
+            std::vector<std::function<void()>> launches;
+            recording_ = &launches;
+            try {
+                body();
+            } catch (...) {
+                recording_ = nullptr;
+                throw;
+            }
+            recording_ = nullptr;
+            found = graph.recordings.emplace(key, std::move(launches)).first;
+        }
+        for (const auto& launch : found->second) launch();
+    }
+
+    void synchronize() { refuse_while_recording("synchronize"); }
+
+    template <class Body>
+    double time_seconds(Body&& body) {
+        refuse_while_recording("time_seconds");
+        const auto t0 = std::chrono::steady_clock::now();
+        body();
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+
+    static constexpr int64_t k_parallel_threshold = 1 << 15;
+
+private:
     // Each thread runs its own copy of the functor (firstprivate): through the
     // caller's reference, a float store in the loop might change the
     // functor's own float fields, so the compiler would reload them every
     // iteration and not vectorize; a private copy cannot be aliased.
     template <class F>
-    void for_each(int64_t n, const F& f) {
+    static void run_for_each(int64_t n, const F& f) {
         const F body = f;
         // Threads only pay off on large ranges; the per-row functors of a
         // 64-sample batch are cheaper than waking the team.
@@ -50,7 +158,7 @@ public:
     // Rows (samples) in parallel, each row's columns (features) as an inner
     // loop: no per-element index division, and the compiler can vectorize it.
     template <class F>
-    void for_each_2d(int64_t n_rows, int64_t n_cols, const F& f) {
+    static void run_for_each_2d(int64_t n_rows, int64_t n_cols, const F& f) {
 #pragma omp parallel for schedule(static) if (n_rows * n_cols >= k_parallel_threshold)
         for (int64_t r = 0; r < n_rows; ++r) {
             const F body = f;  // a private copy, as in for_each
@@ -58,23 +166,21 @@ public:
         }
     }
 
-    struct Graph {};  // nothing to record: the CPU runs the work directly
+    static void run_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* a,
+                         int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc);
 
-    template <class Body>
-    void run_graph(Graph&, int64_t, Body&& body) {
-        body();
+    // CUDA capture refuses host copies and synchronisation on the capturing
+    // stream; refusing them here makes such a body fail on every machine.
+    void refuse_while_recording(const char* what) const {
+        if (recording_) {
+            throw Error(std::string(what) +
+                        " while a graph is being recorded: a replay would not repeat it");
+        }
     }
 
-    void synchronize() {}
-
-    template <class Body>
-    double time_seconds(Body&& body) {
-        const auto t0 = std::chrono::steady_clock::now();
-        body();
-        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    }
-
-    static constexpr int64_t k_parallel_threshold = 1 << 15;
+    std::vector<std::function<void()>>* recording_ = nullptr;  // set only inside run_graph
 };
+
+static_assert(check_backend<CpuBackend>(), "CpuBackend must meet host/train/backend.hpp");
 
 }  // namespace mlp

@@ -1,4 +1,4 @@
-// The backend interface the training step is written against (host/engine.hpp).
+// The backend interface the training step is written against (host/train/engine.hpp).
 // It is a compile-time interface: Engine<Backend> is instantiated once with
 // CpuBackend (host compiler) and once with CudaBackend (nvcc), so the CPU
 // tests run the exact step code, functors included, that the GPU runs.
@@ -14,24 +14,155 @@
 //   template <class F> void for_each(int64_t n, const F& f);   // f(i), i in [0, n)
 //   template <class F> void for_each_2d(int64_t n_rows, int64_t n_cols, const F& f);
 //                                                 // f(r, c) over rows x cols, c fastest
-//   struct Graph;                                 // owner of one recorded sequence
+//   struct Graph;                                 // owner of the recordings, one per key
 //   template <class Body> void run_graph(Graph& g, int64_t key, Body&& body);
 //   void synchronize();
 //   template <class Body> double time_seconds(Body&& body);  // body's duration
 //
 // Copies, GEMMs and for_each are ordered (one stream on the GPU); copy_to_host
-// returns with the data in place. run_graph may record body's work once and
-// replay it on later calls with the same Graph and key (CUDA graphs), so the
-// work must depend only on device memory, never on host values that change
-// between calls; a different key records afresh. time_seconds runs body and
-// returns how long its work took where it ran (CUDA events on the stream, a
-// steady clock on the CPU), for benchmarks.
+// returns with the data in place. Buffers are move-only owners: a copy would
+// be a second owner of device memory. run_graph records body's work on the
+// first call with a key and replays it on later calls with the same Graph and
+// key (CUDA graphs; the CPU backend records closures), without calling body
+// again; so the work must depend only on device memory, never on host values
+// that change between calls. A Graph keeps one recording per key. Copies
+// between host and device are refused (Error) while recording, as CUDA
+// capture refuses them. time_seconds runs body and returns how long its work
+// took where it ran (CUDA events on the stream, a steady clock on the CPU),
+// for benchmarks.
+//
+// check_backend<B>() asserts the members above at compile time, one
+// static_assert per member, so a backend that misses one fails to build on
+// every machine, not only where its own compiler runs.
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 namespace mlp {
 
 enum class Trans { N, T };
+
+namespace backend_detail {
+
+// Stand-ins for the callables a backend is handed: only their types are used.
+struct Kernel1d {
+    void operator()(int64_t) const {}
+};
+struct Kernel2d {
+    void operator()(int64_t, int64_t) const {}
+};
+struct Work {
+    void operator()() const {}
+};
+
+template <class B, class = void>
+struct has_buffer : std::false_type {};
+template <class B>
+struct has_buffer<
+    B, std::enable_if_t<
+           std::is_same<decltype(std::declval<typename B::template Buffer<float>&>().data()),
+                        float*>::value &&
+           std::is_convertible<
+               decltype(std::declval<const typename B::template Buffer<float>&>().size()),
+               int64_t>::value>> : std::true_type {};
+
+template <class B, class = void>
+struct has_alloc : std::false_type {};
+template <class B>
+struct has_alloc<
+    B, std::enable_if_t<std::is_same<decltype(std::declval<B&>().template alloc<float>(int64_t())),
+                                     typename B::template Buffer<float>>::value>> : std::true_type {
+};
+
+template <class B, class = void>
+struct has_copies : std::false_type {};
+template <class B>
+struct has_copies<
+    B, std::void_t<decltype(std::declval<B&>().copy_to_device(
+                       std::declval<float*>(), std::declval<const float*>(), int64_t())),
+                   decltype(std::declval<B&>().copy_to_host(
+                       std::declval<float*>(), std::declval<const float*>(), int64_t()))>>
+    : std::true_type {};
+
+template <class B, class = void>
+struct has_gemm : std::false_type {};
+template <class B>
+struct has_gemm<
+    B, std::void_t<decltype(std::declval<B&>().gemm(
+           Trans::N, Trans::T, int64_t(), int64_t(), int64_t(), std::declval<const float*>(),
+           int64_t(), std::declval<const float*>(), int64_t(), std::declval<float*>(), int64_t()))>>
+    : std::true_type {};
+
+template <class B, class = void>
+struct has_for_each : std::false_type {};
+template <class B>
+struct has_for_each<B, std::void_t<decltype(std::declval<B&>().for_each(
+                           int64_t(), std::declval<const Kernel1d&>()))>> : std::true_type {};
+
+template <class B, class = void>
+struct has_for_each_2d : std::false_type {};
+template <class B>
+struct has_for_each_2d<B, std::void_t<decltype(std::declval<B&>().for_each_2d(
+                              int64_t(), int64_t(), std::declval<const Kernel2d&>()))>>
+    : std::true_type {};
+
+template <class B, class = void>
+struct has_graph : std::false_type {};
+template <class B>
+struct has_graph<
+    B, std::enable_if_t<std::is_default_constructible<typename B::Graph>::value,
+                        decltype(std::declval<B&>().run_graph(std::declval<typename B::Graph&>(),
+                                                              int64_t(), std::declval<Work&>()))>>
+    : std::true_type {};
+
+template <class B, class = void>
+struct has_synchronize : std::false_type {};
+template <class B>
+struct has_synchronize<B, std::void_t<decltype(std::declval<B&>().synchronize())>>
+    : std::true_type {};
+
+template <class B, class = void>
+struct has_time_seconds : std::false_type {};
+template <class B>
+struct has_time_seconds<
+    B, std::enable_if_t<std::is_same<
+           decltype(std::declval<B&>().time_seconds(std::declval<Work&>())), double>::value>>
+    : std::true_type {};
+
+template <class B>
+constexpr bool buffer_is_move_only() {
+    using Buf = typename B::template Buffer<float>;
+    return std::is_nothrow_move_constructible<Buf>::value &&
+           std::is_nothrow_move_assignable<Buf>::value && !std::is_copy_constructible<Buf>::value &&
+           !std::is_copy_assignable<Buf>::value;
+}
+
+}  // namespace backend_detail
+
+// True once every member of the interface above is present with its
+// signature; used as static_assert(check_backend<B>()) beside each backend.
+template <class B>
+constexpr bool check_backend() {
+    using namespace backend_detail;
+    static_assert(has_buffer<B>::value, "Backend::Buffer<T> needs T* data() and int64_t size()");
+    static_assert(has_alloc<B>::value, "Backend needs Buffer<T> alloc<T>(int64_t)");
+    static_assert(has_copies<B>::value,
+                  "Backend needs copy_to_device(T*, const T*, int64_t) and copy_to_host");
+    static_assert(has_gemm<B>::value,
+                  "Backend needs gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc)");
+    static_assert(has_for_each<B>::value, "Backend needs for_each(int64_t, const F&)");
+    static_assert(has_for_each_2d<B>::value,
+                  "Backend needs for_each_2d(int64_t, int64_t, const F&)");
+    static_assert(has_graph<B>::value,
+                  "Backend needs a default-constructible Graph and void run_graph(Graph&, int64_t, "
+                  "Body&&)");
+    static_assert(has_synchronize<B>::value, "Backend needs synchronize()");
+    static_assert(has_time_seconds<B>::value, "Backend needs double time_seconds(Body&&)");
+    static_assert(buffer_is_move_only<B>(),
+                  "Backend::Buffer<T> must be move-only (noexcept moves, no copies)");
+    return true;
+}
 
 }  // namespace mlp

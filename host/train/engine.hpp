@@ -1,11 +1,11 @@
 // The training step, written once against the backend interface
-// (host/backend.hpp) and instantiated for the CPU and the CUDA backend.
+// (host/train/backend.hpp) and instantiated for the CPU and the CUDA backend.
 //
 // Activations are sample-contiguous ("features x batch" column-major, the
 // notebook's layout): act[0] is the gathered input batch, act[l + 1] the
 // output of layer l. Hidden outputs hold relu(Z) in place; the last holds the
 // logits, which the loss overwrites with their gradient. Parameters and their
-// gradients share one flat layout (host/model.hpp), so the update is one
+// gradients share one flat layout (host/model/model.hpp), so the update is one
 // launch over one buffer.
 //
 // An epoch is a fixed sequence of steps whose launch arguments depend only on
@@ -16,7 +16,7 @@
 // backend record the epoch once (a CUDA graph) and replay it. Loss and
 // prediction per sample, and the gradient's squared norm per step, are read
 // back once per epoch. So is each step's status from the non-finite guard
-// (cuda/ops/step_guard.hpp), which runs before the update and can tell the
+// (ops/step_guard.hpp), which runs before the update and can tell the
 // update to do nothing (--on-nan).
 //
 // The optimizer's state (momentum or Adam's moments) is flat buffers in the
@@ -51,6 +51,8 @@ namespace mlp {
 
 template <class Backend>
 class Engine {
+    static_assert(check_backend<Backend>(), "see host/train/backend.hpp");
+
 public:
     template <class T>
     using Buffer = typename Backend::template Buffer<T>;
@@ -114,6 +116,8 @@ public:
     int64_t n_train() const { return train_.n; }
     int64_t n_test() const { return test_.n; }
     int64_t steps_per_epoch() const { return n_steps_; }
+    // The recorded epochs (key 1: with shifts, 0: without), for their node count.
+    const typename Backend::Graph& train_graph() const { return train_graph_; }
 
     void set_params(const std::vector<float>& h_params) {
         check_param_count(int64_t(h_params.size()));
@@ -337,15 +341,15 @@ private:
         const int32_t* skip = guard_.data() + 1;
         if (o.kind == OptimizerKind::sgd) {
             float* momentum = opt_state_.empty() ? nullptr : opt_state_[0].data();
-            be_.for_each(n, SgdUpdateFunctor{params_.data(), grads_.data(), lr_address(step),
-                                             momentum, float(o.momentum), float(o.weight_decay),
-                                             o.nesterov, skip});
+            be_.for_each(
+                n, SgdUpdateFunctor{params_.data(), grads_.data(), lr_address(step), skip, momentum,
+                                    float(o.momentum), float(o.weight_decay), o.nesterov});
         } else {
-            be_.for_each(n, AdamUpdateFunctor{params_.data(), grads_.data(), opt_state_[0].data(),
-                                              opt_state_[1].data(), step, float(1.0 - o.beta1),
-                                              float(o.beta2), float(1.0 - o.beta2), float(o.eps),
-                                              float(o.weight_decay),
-                                              o.kind == OptimizerKind::adamw, skip});
+            be_.for_each(n,
+                         AdamUpdateFunctor{params_.data(), grads_.data(), opt_state_[0].data(),
+                                           opt_state_[1].data(), step, skip, float(1.0 - o.beta1),
+                                           float(o.beta2), float(1.0 - o.beta2), float(o.eps),
+                                           float(o.weight_decay), o.kind == OptimizerKind::adamw});
         }
     }
 
@@ -477,7 +481,7 @@ private:
         return counted > 0 ? sum / double(counted) : 0.0;
     }
 
-    // Chunks of the first gradient-norm pass (cuda/ops/grad_norm.hpp): a few
+    // Chunks of the first gradient-norm pass (ops/grad_norm.hpp): a few
     // hundred values each for the 10^5 of the default model, few enough for
     // one call to add the parts up.
     static constexpr int64_t k_norm_parts = 256;

@@ -13,6 +13,7 @@
 #include <regex>
 #include <sstream>
 
+#include "backend_cases.hpp"
 #include "cuda/cuda_backend.cuh"
 #include "host/base/rng.hpp"
 #include "host/cli/cli.hpp"
@@ -79,277 +80,93 @@ const GpuStatus& gpu_status() {
         }                                                                                \
     } while (0)
 
-// Sizes that catch indexing bugs: one element, odd, around the block size,
-// and a full 64 x 784 batch plus a ragged tail.
-const int64_t k_sizes[] = {1, 7, 255, 256, 257, 1001, 64 * 784 + 3};
-
-std::vector<float> random_floats(int64_t n, uint64_t seed, float scale = 1.0f) {
-    Rng rng(seed, 99);
-    std::vector<float> v(static_cast<size_t>(n));
-    for (float& x : v) x = float(rng.normal()) * scale;
-    return v;
+bool starts_with_any(const std::string& name, std::initializer_list<const char*> prefixes) {
+    for (const char* p : prefixes) {
+        if (name.rfind(p, 0) == 0) return true;
+    }
+    return false;
 }
 
-template <class T>
-DeviceBuffer<T> to_device(CudaBackend& be, const std::vector<T>& h) {
-    DeviceBuffer<T> d(int64_t(h.size()));
-    be.copy_to_device(d.data(), h.data(), int64_t(h.size()));
-    return d;
-}
-
-template <class T>
-std::vector<T> to_host(CudaBackend& be, const DeviceBuffer<T>& d) {
-    std::vector<T> h(static_cast<size_t>(d.size()));
-    be.copy_to_host(h.data(), d.data(), d.size());
-    return h;
+// Every case of the table (backend_cases.hpp) whose name starts with one of
+// `prefixes`, at the odd check sizes and the benchmarks' sizes: CUDA against
+// the CPU backend from the same inputs, within the case's tolerance.
+void expect_cases_match_cpu(std::initializer_list<const char*> prefixes) {
+    CudaBackend gpu;
+    CpuBackend cpu;
+    std::vector<cases::CaseShape> shapes = cases::check_shapes();
+    shapes.push_back(cases::benchmark_shapes().back());
+    int n_checked = 0;
+    for (const cases::CaseShape& at : shapes) {
+        for (const auto& c : cases::step_cases<CudaBackend, CpuBackend>(at)) {
+            if (!starts_with_any(c.info.name, prefixes)) continue;
+            ++n_checked;
+            const double err = cases::check_case(c, gpu, cpu);
+            EXPECT_GE(err, 0.0) << c.info.name << ": an output is missing or not finite";
+            EXPECT_LE(err, c.info.tolerance) << c.info.name;
+        }
+    }
+    EXPECT_GT(n_checked, 0) << "no case matched";
 }
 
 TEST(CudaKernels, GatherMatchesCpu) {
     REQUIRE_GPU();
-    CudaBackend gpu;
-    for (int64_t n_features : {1, 5, 784}) {
-        const int64_t n_samples = 37;
-        std::vector<uint8_t> images(static_cast<size_t>(n_samples * n_features));
-        for (size_t i = 0; i < images.size(); ++i) images[i] = uint8_t(i * 31 + 7);
-        const auto perm = epoch_permutation(n_samples, 3, 0);
-        const int64_t first = 5, n_batch = 29;
-        std::vector<float> cpu(static_cast<size_t>(n_batch * n_features));
-        CpuBackend().for_each(n_batch * n_features,
-                              GatherFunctor{cpu.data(), images.data(), perm.data(), first,
-                                            n_features});
-        auto d_images = to_device(gpu, images);
-        auto d_perm = to_device(gpu, perm);
-        DeviceBuffer<float> d_x(n_batch * n_features);
-        gpu.for_each(n_batch * n_features,
-                     GatherFunctor{d_x.data(), d_images.data(), d_perm.data(), first, n_features});
-        EXPECT_EQ(to_host(gpu, d_x), cpu) << n_features;
-    }
-}
-
-TEST(CudaKernels, BiasActMatchesCpu) {
-    REQUIRE_GPU();
-    CudaBackend gpu;
-    for (int64_t n : k_sizes) {
-        for (bool relu : {true, false}) {
-            const int64_t n_out = n % 3 == 0 ? 3 : (n < 10 ? 1 : 10);
-            auto z = random_floats(n - n % n_out, uint64_t(n), 2.0f);
-            const auto bias = random_floats(n_out, 5);
-            auto d_z = to_device(gpu, z);
-            auto d_b = to_device(gpu, bias);
-            const int64_t len = int64_t(z.size());
-            CpuBackend().for_each(len, BiasActFunctor{z.data(), bias.data(), n_out, relu});
-            gpu.for_each(len, BiasActFunctor{d_z.data(), d_b.data(), n_out, relu});
-            EXPECT_EQ(to_host(gpu, d_z), z) << n;
-        }
-    }
-}
-
-TEST(CudaKernels, ReluBackwardMatchesCpu) {
-    REQUIRE_GPU();
-    CudaBackend gpu;
-    for (int64_t n : k_sizes) {
-        auto g = random_floats(n, 1);
-        auto a = random_floats(n, 2);
-        for (float& v : a) v = std::max(v, 0.0f);
-        auto d_g = to_device(gpu, g);
-        auto d_a = to_device(gpu, a);
-        CpuBackend().for_each(n, ReluBackwardFunctor{g.data(), a.data()});
-        gpu.for_each(n, ReluBackwardFunctor{d_g.data(), d_a.data()});
-        EXPECT_EQ(to_host(gpu, d_g), g) << n;
-    }
-}
-
-TEST(CudaKernels, BiasGradMatchesCpu) {
-    REQUIRE_GPU();
-    CudaBackend gpu;
-    for (int64_t n_out : {1, 10, 64, 129}) {
-        for (int64_t n_batch : {1, 7, 64, 1000}) {
-            const auto dz = random_floats(n_out * n_batch, uint64_t(n_out * 7 + n_batch));
-            std::vector<float> db(static_cast<size_t>(n_out));
-            auto d_dz = to_device(gpu, dz);
-            DeviceBuffer<float> d_db(n_out);
-            CpuBackend().for_each(n_out, BiasGradFunctor{db.data(), dz.data(), n_out, n_batch});
-            gpu.for_each(n_out, BiasGradFunctor{d_db.data(), d_dz.data(), n_out, n_batch});
-            // Same summation order on both sides; only FMA contraction may differ.
-            EXPECT_LT(test::normalised_error(to_host(gpu, d_db), db), 1e-6);
-        }
-    }
-}
-
-TEST(CudaKernels, SgdUpdateMatchesCpu) {
-    REQUIRE_GPU();
-    CudaBackend gpu;
-    for (int64_t n : k_sizes) {
-        auto p = random_floats(n, 3);
-        const auto g = random_floats(n, 4);
-        const std::vector<float> lr = {0.1f};
-        auto d_p = to_device(gpu, p);
-        auto d_g = to_device(gpu, g);
-        auto d_lr = to_device(gpu, lr);
-        CpuBackend().for_each(n, SgdUpdateFunctor{p.data(), g.data(), lr.data()});
-        gpu.for_each(n, SgdUpdateFunctor{d_p.data(), d_g.data(), d_lr.data()});
-        EXPECT_LT(test::normalised_error(to_host(gpu, d_p), p), 1e-6) << n;
-    }
+    expect_cases_match_cpu({"gather/"});
 }
 
 TEST(CudaKernels, GatherWithShiftsMatchesCpu) {
     REQUIRE_GPU();
-    CudaBackend gpu;
-    const std::vector<std::pair<int, int>> sizes = {{28, 28}, {5, 7}, {1, 3}};
-    for (const auto& [rows, cols] : sizes) {
-        const int64_t n_features = int64_t(rows) * cols, n_samples = 37;
-        std::vector<uint8_t> images(static_cast<size_t>(n_samples * n_features));
-        for (size_t i = 0; i < images.size(); ++i) images[i] = uint8_t(i * 31 + 7);
-        const auto perm = epoch_permutation(n_samples, 3, 0);
-        const auto shifts = epoch_shifts(n_samples, 3, 3, 0);
-        const int64_t first = 5, n_batch = 29, n = n_batch * n_features;
-        std::vector<float> cpu(static_cast<size_t>(n));
-        CpuBackend().for_each(n, GatherFunctor{cpu.data(), images.data(), perm.data(), first,
-                                               n_features, shifts.data(), rows, cols});
-        auto d_images = to_device(gpu, images);
-        auto d_perm = to_device(gpu, perm);
-        auto d_shifts = to_device(gpu, shifts);
-        DeviceBuffer<float> d_x(n);
-        gpu.for_each(n, GatherFunctor{d_x.data(), d_images.data(), d_perm.data(), first,
-                                      n_features, d_shifts.data(), rows, cols});
-        EXPECT_EQ(to_host(gpu, d_x), cpu) << rows << "x" << cols;
-    }
+    expect_cases_match_cpu({"gather_shift/"});
+}
+
+TEST(CudaKernels, BiasActMatchesCpu) {
+    REQUIRE_GPU();
+    expect_cases_match_cpu({"bias_relu/", "bias/"});
+}
+
+TEST(CudaKernels, ReluBackwardMatchesCpu) {
+    REQUIRE_GPU();
+    expect_cases_match_cpu({"relu_backward/"});
+}
+
+TEST(CudaKernels, BiasGradMatchesCpu) {
+    REQUIRE_GPU();
+    expect_cases_match_cpu({"bias_grad/"});
+}
+
+TEST(CudaKernels, SgdUpdateMatchesCpu) {
+    REQUIRE_GPU();
+    expect_cases_match_cpu({"sgd_update/"});
 }
 
 TEST(CudaKernels, MomentumSgdUpdateMatchesCpu) {
     REQUIRE_GPU();
-    CudaBackend gpu;
-    for (int64_t n : k_sizes) {
-        for (bool nesterov : {false, true}) {
-            auto p = random_floats(n, 3);
-            std::vector<float> b(static_cast<size_t>(n), 0.0f);
-            OptimizerConfig config;
-            config.momentum = 0.9;
-            config.nesterov = nesterov;
-            config.weight_decay = 0.01;
-            const auto table = optimizer_steps(config, {0.1, 0.05, 0.2}, 0);
-            auto d_p = to_device(gpu, p);
-            auto d_b = to_device(gpu, b);
-            auto d_table = to_device(gpu, table);
-            for (size_t t = 0; t < table.size(); ++t) {
-                const auto g = random_floats(n, 40 + t);
-                auto d_g = to_device(gpu, g);
-                CpuBackend().for_each(n, SgdUpdateFunctor{p.data(), g.data(),
-                                                          lr_address(&table[t]), b.data(), 0.9f,
-                                                          0.01f, nesterov});
-                gpu.for_each(n, SgdUpdateFunctor{d_p.data(), d_g.data(),
-                                                 lr_address(d_table.data() + t), d_b.data(), 0.9f,
-                                                 0.01f, nesterov});
-            }
-            EXPECT_LT(test::normalised_error(to_host(gpu, d_p), p), 1e-6) << n;
-            EXPECT_LT(test::normalised_error(to_host(gpu, d_b), b), 1e-6) << n;
-        }
-    }
+    expect_cases_match_cpu({"momentum_update/", "nesterov_update/"});
 }
 
 TEST(CudaKernels, AdamUpdateMatchesCpu) {
     REQUIRE_GPU();
-    CudaBackend gpu;
-    for (int64_t n : k_sizes) {
-        for (bool decoupled : {false, true}) {
-            auto p = random_floats(n, 5);
-            std::vector<float> m(static_cast<size_t>(n), 0.0f), v = m;
-            OptimizerConfig config;
-            config.kind = decoupled ? OptimizerKind::adamw : OptimizerKind::adam;
-            config.weight_decay = 0.01;
-            const auto table = optimizer_steps(config, {1e-3, 3e-3, 2e-3}, 0);
-            auto d_p = to_device(gpu, p);
-            auto d_m = to_device(gpu, m);
-            auto d_v = to_device(gpu, v);
-            auto d_table = to_device(gpu, table);
-            for (size_t t = 0; t < table.size(); ++t) {
-                const auto g = random_floats(n, 50 + t, 0.1f);
-                auto d_g = to_device(gpu, g);
-                CpuBackend().for_each(n, AdamUpdateFunctor{p.data(), g.data(), m.data(), v.data(),
-                                                           &table[t], 0.1f, 0.999f, 0.001f, 1e-8f,
-                                                           0.01f, decoupled});
-                gpu.for_each(n, AdamUpdateFunctor{d_p.data(), d_g.data(), d_m.data(), d_v.data(),
-                                                  d_table.data() + t, 0.1f, 0.999f, 0.001f, 1e-8f,
-                                                  0.01f, decoupled});
-            }
-            EXPECT_LT(test::normalised_error(to_host(gpu, d_p), p), 1e-6) << n;
-            EXPECT_LT(test::normalised_error(to_host(gpu, d_m), m), 1e-6) << n;
-            EXPECT_LT(test::normalised_error(to_host(gpu, d_v), v), 1e-6) << n;
-        }
-    }
+    expect_cases_match_cpu({"adamw_update/", "adam_steps/", "adamw_steps/"});
 }
 
 TEST(CudaKernels, GradNormMatchesCpu) {
     REQUIRE_GPU();
-    CudaBackend gpu;
-    const int64_t n_parts = 256;
-    for (int64_t n : k_sizes) {
-        const auto g = random_floats(n, 6, 0.01f);
-        std::vector<float> parts(n_parts);
-        float cpu = 0.0f;
-        CpuBackend().for_each(n_parts,
-                              SquaredNormPartsFunctor{parts.data(), g.data(), n, n_parts});
-        CpuBackend().for_each(1, SumPartsFunctor{&cpu, parts.data(), n_parts});
-        auto d_g = to_device(gpu, g);
-        DeviceBuffer<float> d_parts(n_parts), d_out(1);
-        gpu.for_each(n_parts, SquaredNormPartsFunctor{d_parts.data(), d_g.data(), n, n_parts});
-        gpu.for_each(1, SumPartsFunctor{d_out.data(), d_parts.data(), n_parts});
-        // Same order on both sides; only FMA contraction may differ.
-        EXPECT_NEAR(to_host(gpu, d_out)[0], cpu, 1e-6 * cpu) << n;
-    }
+    expect_cases_match_cpu({"grad_norm/"});
 }
 
 TEST(CudaKernels, SoftmaxXentMatchesCpu) {
     REQUIRE_GPU();
-    CudaBackend gpu;
-    for (int64_t n_batch : {1, 7, 64, 1000}) {
-        for (int64_t n_classes : {2, 10, 47}) {
-            const int64_t n_all = n_batch + 3;
-            auto logits = random_floats(n_batch * n_classes, uint64_t(n_batch + n_classes), 8.0f);
-            std::vector<uint8_t> labels(static_cast<size_t>(n_all));
-            for (size_t i = 0; i < labels.size(); ++i) labels[i] = uint8_t(i * 7 % n_classes);
-            const auto perm = epoch_permutation(n_all, 1, 0);
-            std::vector<float> loss(static_cast<size_t>(n_all), -1.0f);
-            std::vector<uint8_t> pred(static_cast<size_t>(n_all), 255);
-            auto d_logits = to_device(gpu, logits);
-            auto d_labels = to_device(gpu, labels);
-            auto d_perm = to_device(gpu, perm);
-            auto d_loss = to_device(gpu, loss);
-            auto d_pred = to_device(gpu, pred);
-            const float scale = 1.0f / float(n_batch);
-            CpuBackend().for_each(n_batch, SoftmaxXentFunctor{logits.data(), loss.data(),
-                                                              pred.data(), labels.data(),
-                                                              perm.data(), 3, n_classes, scale});
-            gpu.for_each(n_batch, SoftmaxXentFunctor{d_logits.data(), d_loss.data(),
-                                                     d_pred.data(), d_labels.data(),
-                                                     d_perm.data(), 3, n_classes, scale});
-            // expf/logf differ from the host's by a few ulps.
-            EXPECT_LT(test::normalised_error(to_host(gpu, d_logits), logits), 1e-5);
-            EXPECT_LT(test::normalised_error(to_host(gpu, d_loss), loss), 1e-5);
-            EXPECT_EQ(to_host(gpu, d_pred), pred);
-        }
-    }
+    expect_cases_match_cpu({"softmax_xent/"});
 }
 
 TEST(CudaKernels, GemmMatchesCblasForEveryTransposeAtOddSizes) {
     REQUIRE_GPU();
-    CudaBackend gpu;
-    CpuBackend cpu;
-    const int64_t m = 13, n = 7, k = 29;
-    for (Trans ta : {Trans::N, Trans::T}) {
-        for (Trans tb : {Trans::N, Trans::T}) {
-            const int64_t lda = ta == Trans::N ? m : k, ldb = tb == Trans::N ? k : n;
-            const auto a = random_floats(m * k, 10);
-            const auto b = random_floats(k * n, 11);
-            std::vector<float> c(static_cast<size_t>(m * n));
-            cpu.gemm(ta, tb, m, n, k, a.data(), lda, b.data(), ldb, c.data(), m);
-            auto d_a = to_device(gpu, a);
-            auto d_b = to_device(gpu, b);
-            DeviceBuffer<float> d_c(m * n);
-            gpu.gemm(ta, tb, m, n, k, d_a.data(), lda, d_b.data(), ldb, d_c.data(), m);
-            EXPECT_LT(test::normalised_error(to_host(gpu, d_c), c), 1e-5);
-        }
-    }
+    expect_cases_match_cpu({"gemm_"});
+}
+
+// The whole table, so a case added without a test of its own is checked too.
+TEST(CudaKernels, EveryTableCaseMatchesCpu) {
+    REQUIRE_GPU();
+    expect_cases_match_cpu({""});
 }
 
 TEST(CudaMemory, OutOfMemoryNamesTheSize) {
