@@ -8,7 +8,9 @@
 #include <sstream>
 
 #include "host/base/error.hpp"
+#include "host/cli/ensemble_command.hpp"
 #include "host/cli/predict_command.hpp"
+#include "host/cli/sweep_command.hpp"
 #include "host/data/data_source.hpp"
 #include "host/device/device.hpp"
 #include "host/formats/safetensors.hpp"
@@ -264,7 +266,7 @@ static int run_train(const TrainConfig& config, std::ostream& out) {
 
 struct EvalConfig {
     DataConfig data;
-    std::string model_path;
+    std::vector<std::string> model_paths;  // several: an ensemble
     std::string device = "auto";
     int64_t test_batch_size = 1000;
     bool json = false;
@@ -272,7 +274,11 @@ struct EvalConfig {
 };
 
 static int run_eval(const EvalConfig& config, std::ostream& out) {
-    const ModelFile model = load_model(config.model_path, config.data.max_input_bytes());
+    if (config.model_paths.size() > 1) {
+        return run_ensemble_eval(config.model_paths, config.data, config.json, out);
+    }
+    const std::string& model_path = config.model_paths.front();
+    const ModelFile model = load_model(model_path, config.data.max_input_bytes());
     const DeviceChoice device = choose_device(config.device);
     const Dataset data = open_dataset(config.data);
     TrainerOptions options;
@@ -298,7 +304,7 @@ static int run_eval(const EvalConfig& config, std::ostream& out) {
     }
 
     if (config.json) {
-        nlohmann::json j = {{"model", config.model_path},
+        nlohmann::json j = {{"model", model_path},
                             {"dataset", data.name},
                             {"n_samples", result.n_samples},
                             {"test_loss", result.loss},
@@ -379,7 +385,11 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
 
     EvalConfig eval;
     CLI::App* eval_cmd = app.add_subcommand("eval", "evaluate a saved model on a test set");
-    eval_cmd->add_option("--model", eval.model_path, "model file (safetensors)")->required();
+    eval_cmd
+        ->add_option("--model", eval.model_paths,
+                     "model file (safetensors); repeated: an ensemble (mean probabilities)")
+        ->required()
+        ->allow_extra_args(false);
     add_data_options(eval_cmd, eval.data);
     eval_cmd->add_option("--device", eval.device, "auto, cpu or cuda")
         ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
@@ -393,6 +403,10 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
 
     PredictConfig predict;
     CLI::App* predict_cmd = add_predict_command(app, predict);
+    SweepCommand sweep;
+    CLI::App* sweep_cmd = add_sweep_command(app, sweep);
+    SweepMergeCommand sweep_merge;
+    CLI::App* sweep_merge_cmd = add_sweep_merge_command(app, sweep_merge);
 
     // CLI11 reports a misspelt command as a missing one; name it instead.
     const auto is_command = [&](const CLI::App* cmd) { return cmd->get_name() == argv[1]; };
@@ -421,6 +435,8 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
     try {
         if (train_cmd->parsed()) return run_train(train, out);
         if (predict_cmd->parsed()) return run_predict(predict, out);
+        if (sweep_cmd->parsed()) return run_sweep_command(sweep, out);
+        if (sweep_merge_cmd->parsed()) return run_sweep_merge(sweep_merge, out);
         return run_eval(eval, out);
     } catch (const std::exception& e) {
         out.flush();
