@@ -52,26 +52,32 @@ fi
 out="${out:-$root/out/bench-sweep-$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$out"
 
-now() { date +%s.%N; }
+# Each phase's wall time and the CPU time (user + system) its processes used: on a shared
+# machine the CPU times show what the sweep saves even when it could not get the cores.
+TIMEFORMAT='%R %U %S'
+cpu_of() { awk '{ printf "%.3f", $2 + $3 }' "$1"; }
+wall_of() { awk '{ printf "%.3f", $1 }' "$1"; }
 # Sum of the training-pass times of the epoch lines in a log.
 train_seconds() { grep -oE ' time [0-9.]+s' "$1" | awk '{ sub(/s$/, "", $2); t += $2 } END { printf "%.3f", t }'; }
 
 echo "bench_sweep: $models models x $epochs epochs, batch 64, $data, $(nproc) cores"
-t0=$(now)
-for ((s = 1; s <= models; s++)); do
-  "$bin" train --data "$data" --device cpu --epochs "$epochs" --seed "$s" \
-      --save-model "$out/train_seed$s.safetensors" > "$out/train_seed$s.log"
-done
-t1=$(now)
-"$bin" sweep --data "$data" --device cpu --epochs "$epochs" --seed "1..$models" \
-    --save-dir "$out/sweep" > "$out/sweep.log"
-t2=$(now)
+{ time (
+  for ((s = 1; s <= models; s++)); do
+    "$bin" train --data "$data" --device cpu --epochs "$epochs" --seed "$s" \
+        --save-model "$out/train_seed$s.safetensors" > "$out/train_seed$s.log"
+  done
+) ; } 2> "$out/time_sequential"
+{ time "$bin" sweep --data "$data" --device cpu --epochs "$epochs" --seed "1..$models" \
+    --save-dir "$out/sweep" > "$out/sweep.log" ; } 2> "$out/time_sweep"
+load=$(cut -d' ' -f1-3 /proc/loadavg)
 
-seq_wall=$(echo "$t1 - $t0" | bc -l)
-sweep_wall=$(echo "$t2 - $t1" | bc -l)
+seq_wall=$(wall_of "$out/time_sequential")
+sweep_wall=$(wall_of "$out/time_sweep")
+seq_cpu=$(cpu_of "$out/time_sequential")
+sweep_cpu=$(cpu_of "$out/time_sweep")
 seq_train=0
 for ((s = 1; s <= models; s++)); do
-  seq_train=$(echo "$seq_train + $(train_seconds "$out/train_seed$s.log")" | bc -l)
+  seq_train=$(awk -v a="$seq_train" -v b="$(train_seconds "$out/train_seed$s.log")" 'BEGIN { printf "%.3f", a + b }')
 done
 sweep_train=$(train_seconds "$out/sweep.log")
 
@@ -84,21 +90,27 @@ for ((s = 1; s <= models; s++)); do
 done
 
 python3 - "$out" "$models" "$epochs" "$seq_wall" "$sweep_wall" "$seq_train" "$sweep_train" \
-    "$same" "$(nproc)" <<'PY'
+    "$same" "$(nproc)" "$seq_cpu" "$sweep_cpu" "$load" <<'PY'
 import json, sys
 out, models, epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 seq_wall, sweep_wall, seq_train, sweep_train = map(float, sys.argv[4:8])
 same, cores = int(sys.argv[8]), int(sys.argv[9])
+seq_cpu, sweep_cpu, load = float(sys.argv[10]), float(sys.argv[11]), sys.argv[12]
 r = {"models": models, "epochs": epochs, "batch_size": 64, "cores": cores,
+     "load_average": load,
      "sequential_wall_s": seq_wall, "sweep_wall_s": sweep_wall,
+     "sequential_cpu_s": seq_cpu, "sweep_cpu_s": sweep_cpu,
      "sequential_train_s": seq_train, "sweep_train_s": sweep_train,
      "wall_ratio": sweep_wall / seq_wall, "train_ratio": sweep_train / seq_train,
+     "cpu_ratio": sweep_cpu / seq_cpu,
      "identical_models": same, "target_ratio": 0.55}
 json.dump(r, open(f"{out}/result.json", "w"), indent=2)
-print(f"sequential train x{models}: {seq_wall:7.2f} s wall, {seq_train:7.2f} s training passes")
-print(f"one sweep of {models}:      {sweep_wall:7.2f} s wall, {sweep_train:7.2f} s training passes")
-print(f"ratio sweep/sequential: wall {r['wall_ratio']:.3f}, training passes "
-      f"{r['train_ratio']:.3f} (target <= 0.55)")
+print(f"sequential train x{models}: {seq_wall:7.2f} s wall, {seq_cpu:7.2f} s CPU, "
+      f"{seq_train:7.2f} s in epoch lines")
+print(f"one sweep of {models}:      {sweep_wall:7.2f} s wall, {sweep_cpu:7.2f} s CPU, "
+      f"{sweep_train:7.2f} s in epoch lines (training and test passes)")
+print(f"ratio sweep/sequential: wall {r['wall_ratio']:.3f} (target <= 0.55), "
+      f"CPU {r['cpu_ratio']:.3f}; load average at the end {load} on {cores} cores")
 print(f"sweep models identical to their train runs: {same}/{models}")
 print(f"results: {out}/result.json")
 PY
