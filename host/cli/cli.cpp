@@ -414,7 +414,7 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
     if (argc > 1 && argv[1][0] != '-' &&
         std::none_of(commands.begin(), commands.end(), is_command)) {
         err << "mlptrain: unknown command '" << argv[1]
-            << "' (use train, eval or predict; --help)\n";
+            << "' (use train, eval, predict, sweep or sweep-merge; --help)\n";
         return 2;
     }
     try {
