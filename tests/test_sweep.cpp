@@ -308,6 +308,9 @@ TEST_F(Sweep, LimitsAreClearErrors) {
     const auto beta = run({"sweep", "--beta1", "0.9,0.8", "--data", data(), "--device", "cpu"});
     EXPECT_EQ(beta.code, 2);
     EXPECT_THAT(beta.err, HasSubstr("--beta1: is for --optimizer adam or adamw"));
+    const auto device = run({"sweep", "--data", data(), "--device", "gpu"});
+    EXPECT_EQ(device.code, 2);
+    EXPECT_THAT(device.err, HasSubstr("--device: 'gpu' is not a device"));
     const auto lr = run({"sweep", "--lr", "0.1,-1", "--data", data(), "--device", "cpu"});
     EXPECT_EQ(lr.code, 2);
     EXPECT_THAT(lr.err, HasSubstr("--lr"));

@@ -92,6 +92,7 @@ void finish(SweepCommand& c, const GivenFlags& f) {
     if (f.checkpoint_every->count() && c.options.checkpoint_dir.empty()) {
         refuse("--checkpoint-every", "needs --checkpoint-dir DIR");
     }
+    parse_device(t.device);
     if (c.max_memory_mb > 0) c.options.memory_limit_bytes = uint64_t(c.max_memory_mb) << 20;
     const Shard shard = c.shard.empty() ? Shard{} : parse_shard(c.shard, "--shard");
     const auto all = expand_grid(t, a, c.max_models);
