@@ -27,7 +27,9 @@ ALLOWED = {
     "host/cpu": ["host/base", "host/config", "host/model", "host/data", "host/train", "ops"],
     "host/device": ["host/base", "host/config", "host/model", "host/data", "host/train",
                     "host/cpu"],
-    "host/cli": HOST_BELOW_CLI + ["ops"],
+    # Many trainers side by side: the layers below the command line.
+    "host/sweep": HOST_BELOW_CLI + ["ops"],
+    "host/cli": HOST_BELOW_CLI + ["host/sweep", "ops"],
     # The CUDA runtime side sees host/ through its interfaces only: never the
     # command line, the device choice or the CPU backend.
     "cuda": ["host/base", "host/config", "host/model", "host/data", "host/train", "ops"],

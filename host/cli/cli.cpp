@@ -10,10 +10,12 @@
 #include "host/base/error.hpp"
 #include "host/cli/eval_command.hpp"
 #include "host/cli/predict_command.hpp"
+#include "host/cli/sweep_command.hpp"
 #include "host/cli/train_command.hpp"
 #include "host/cli/training_flags.hpp"
 #include "host/config/checks.hpp"
 #include "host/config/names.hpp"
+#include "host/data/data_source.hpp"
 #include "host/device/device.hpp"
 
 namespace mlp {
@@ -90,50 +92,52 @@ void print_device(std::ostream& out, Trainer& trainer, const DeviceChoice& devic
     out << "\n";
 }
 
-void add_training_flags(CLI::App* cmd, TrainConfig& t, TrainingFlags& f) {
+void add_training_flags(CLI::App* cmd, TrainConfig& t, TrainingFlags& f,
+                        const GivenFlags& leave_out) {
+    // Registers the option, showing its default, unless the caller registers its own form of
+    // it (a sweep's comma lists).
+    const auto add = [&](const std::string& name, auto& value, const std::string& help,
+                         bool show_default = true) {
+        if (leave_out.count(name)) return;
+        CLI::Option* opt = cmd->add_option(name, value, help);
+        if (show_default) opt->capture_default_str();
+    };
     add_data_options(cmd, t.data);
-    cmd->add_option("--hidden", f.hidden, "hidden layer widths")->capture_default_str();
-    cmd->add_option("--batch-size", t.batch_size, "training batch size")->capture_default_str();
-    cmd->add_option("--test-batch-size", t.test_batch_size, "evaluation batch size")
-        ->capture_default_str();
-    cmd->add_option("--epochs", t.epochs, "number of epochs")->capture_default_str();
-    cmd->add_option("--lr", t.lr, "learning rate")->capture_default_str();
-    cmd->add_option("--seed", f.seed, "random seed, 0..2^64-1")->capture_default_str();
+    add("--hidden", f.hidden, "hidden layer widths");
+    add("--batch-size", t.batch_size, "training batch size");
+    add("--test-batch-size", t.test_batch_size, "evaluation batch size");
+    add("--epochs", t.epochs, "number of epochs");
+    add("--lr", t.lr, "learning rate");
+    add("--seed", f.seed, "random seed, 0..2^64-1");
     add_device_option(cmd, t.device);
     cmd->add_flag("!--no-graph", t.use_graph,
                   "CUDA: launch every step instead of replaying a recorded epoch");
-    cmd->add_option("--threads", t.threads,
-                    "CPU threads (0: one below batch 1024, else all cores)");
-    cmd->add_option(
-           "--on-nan", f.on_nan,
-           "a step with a non-finite loss or gradient: " + name_list_with_help(k_nan_policies))
-        ->capture_default_str();
+    add("--threads", t.threads, "CPU threads (0: one below batch 1024, else all cores)", false);
+    add("--on-nan", f.on_nan,
+        "a step with a non-finite loss or gradient: " + name_list_with_help(k_nan_policies));
 
     // The optimizers and schedules, with PyTorch's names and defaults.
     OptimizerConfig& o = t.optimizer;
-    cmd->add_option("--optimizer", f.optimizer, name_list(k_optimizers))->capture_default_str();
-    cmd->add_option("--momentum", o.momentum, "sgd: momentum factor")->capture_default_str();
+    add("--optimizer", f.optimizer, name_list(k_optimizers));
+    add("--momentum", o.momentum, "sgd: momentum factor");
     cmd->add_flag("--nesterov", o.nesterov, "sgd: Nesterov momentum");
-    cmd->add_option("--weight-decay", o.weight_decay,
-                    "weight decay, biases included: L2 in the gradient for sgd and adam, "
-                    "decoupled for adamw [default: 0; adamw 0.01]");
-    cmd->add_option("--beta1", o.beta1, "adam(w): first moment decay")->capture_default_str();
-    cmd->add_option("--beta2", o.beta2, "adam(w): second moment decay")->capture_default_str();
-    cmd->add_option("--eps", o.eps, "adam(w): denominator term")->capture_default_str();
-    cmd->add_option("--schedule", f.schedule,
-                    "learning-rate schedule: " + name_list_with_help(k_schedules))
-        ->capture_default_str();
-    cmd->add_option("--gamma", t.schedule.gamma, "step: decay factor")->capture_default_str();
-    cmd->add_option("--step-size", t.schedule.step_size, "step: epochs between decays");
-    cmd->add_option("--warmup-pct", t.schedule.warmup_pct,
-                    "onecycle: fraction of the steps spent warming up")
-        ->capture_default_str();
-    cmd->add_option("--schedule-epochs", t.schedule_epochs,
-                    "cosine, onecycle: epochs the schedule spans, when a run stops before its "
-                    "end [default: --epochs]");
-    cmd->add_option("--augment-shift", t.augment_shift,
-                    "shift each training image by up to N pixels per axis, at random (0: off)")
-        ->capture_default_str();
+    add("--weight-decay", o.weight_decay,
+        "weight decay, biases included: L2 in the gradient for sgd and adam, decoupled for "
+        "adamw [default: 0; adamw 0.01]",
+        false);
+    add("--beta1", o.beta1, "adam(w): first moment decay");
+    add("--beta2", o.beta2, "adam(w): second moment decay");
+    add("--eps", o.eps, "adam(w): denominator term");
+    add("--schedule", f.schedule, "learning-rate schedule: " + name_list_with_help(k_schedules));
+    add("--gamma", t.schedule.gamma, "step: decay factor");
+    add("--step-size", t.schedule.step_size, "step: epochs between decays", false);
+    add("--warmup-pct", t.schedule.warmup_pct, "onecycle: fraction of the steps spent warming up");
+    add("--schedule-epochs", t.schedule_epochs,
+        "cosine, onecycle: epochs the schedule spans, when a run stops before its end "
+        "[default: --epochs]",
+        false);
+    add("--augment-shift", t.augment_shift,
+        "shift each training image by up to N pixels per axis, at random (0: off)");
 }
 
 void finish_training_flags(const CLI::App* cmd, TrainConfig& t, const TrainingFlags& f) {
@@ -165,6 +169,10 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
     CLI::App* eval_cmd = add_eval_command(app, eval);
     PredictConfig predict;
     CLI::App* predict_cmd = add_predict_command(app, predict);
+    SweepCommand sweep;
+    CLI::App* sweep_cmd = add_sweep_command(app, sweep);
+    SweepMergeCommand sweep_merge;
+    CLI::App* sweep_merge_cmd = add_sweep_merge_command(app, sweep_merge);
 
     // CLI11 reports a misspelt command as a missing one; name it instead.
     const auto commands = app.get_subcommands([](CLI::App*) { return true; });
@@ -203,6 +211,8 @@ int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
         if (train_cmd->parsed()) return run_train(train, out);
         if (eval_cmd->parsed()) return run_eval(eval, out);
         if (predict_cmd->parsed()) return run_predict(predict, out);
+        if (sweep_cmd->parsed()) return run_sweep_command(sweep, out);
+        if (sweep_merge_cmd->parsed()) return run_sweep_merge(sweep_merge, out);
         return 2;
     } catch (const UsageError& e) {
         out.flush();

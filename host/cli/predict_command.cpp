@@ -12,6 +12,7 @@
 #include "host/data/idx.hpp"
 #include "host/data/image.hpp"
 #include "host/formats/safetensors.hpp"
+#include "host/model/ensemble.hpp"
 #include "host/model/predict.hpp"
 
 namespace mlp {
@@ -22,7 +23,10 @@ CLI::App* add_predict_command(CLI::App& app, PredictConfig& config) {
         "classify PNG pictures (any size or colours: made grayscale, padded to the model's "
         "aspect, area-averaged or bilinearly resized, and inverted when their background is "
         "light) or samples of an IDX image file");
-    cmd->add_option("--model", config.model_path, "model file (safetensors)")->required();
+    cmd->add_option("--model", config.model_paths,
+                    "model file (safetensors); repeated: an ensemble (mean probabilities)")
+        ->required()
+        ->allow_extra_args(false);
     cmd->add_option("files", config.files, "PNG pictures");
     CLI::Option* idx = cmd->add_option("--idx", config.idx_path,
                                        "an IDX image file (e.g. t10k-images-idx3-ubyte[.gz])");
@@ -91,7 +95,9 @@ static void print_top(std::ostream& out, const std::vector<ClassProbability>& to
     }
 }
 
-static int predict_idx(const PredictConfig& config, const Predictor& predictor, std::ostream& out) {
+static int predict_idx(const PredictConfig& config, const std::vector<Predictor>& members,
+                       std::ostream& out) {
+    const Predictor& predictor = members.front();
     const std::string path = with_gz_fallback(config.idx_path);
     const IdxImages images = read_idx_images(path);
     if (images.n_features() != predictor.shape().n_inputs()) {
@@ -113,7 +119,7 @@ static int predict_idx(const PredictConfig& config, const Predictor& predictor, 
     nlohmann::json results = nlohmann::json::array();
     for (int64_t i = first; i < last; ++i) {
         const uint8_t* pixels = &images.pixels[size_t(i * images.n_features())];
-        const auto top = top_classes(predictor.probabilities(pixels), config.top_k);
+        const auto top = top_classes(ensemble_probabilities(members, pixels), config.top_k);
         if (config.json) {
             results.push_back(
                 {{"file", path}, {"index", i}, {"top", top_json(top, predictor.dataset())}});
@@ -129,8 +135,9 @@ static int predict_idx(const PredictConfig& config, const Predictor& predictor, 
     return 0;
 }
 
-static int predict_pictures(const PredictConfig& config, const Predictor& predictor,
+static int predict_pictures(const PredictConfig& config, const std::vector<Predictor>& members,
                             std::ostream& out) {
+    const Predictor& predictor = members.front();
     const Polarity polarity = config.invert == "yes"  ? Polarity::Invert
                               : config.invert == "no" ? Polarity::Keep
                                                       : Polarity::Auto;
@@ -141,7 +148,7 @@ static int predict_pictures(const PredictConfig& config, const Predictor& predic
         PngInfo info;
         const PreparedImage image = prepare_image(read_png(file, &info), rows, cols, polarity);
         const auto top =
-            top_classes(predictor.probabilities(image.image.pixels.data()), config.top_k);
+            top_classes(ensemble_probabilities(members, image.image.pixels.data()), config.top_k);
         if (config.json) {
             results.push_back({{"file", file},
                                {"inverted", image.inverted},
@@ -159,9 +166,11 @@ static int predict_pictures(const PredictConfig& config, const Predictor& predic
 }
 
 int run_predict(const PredictConfig& config, std::ostream& out) {
-    const Predictor predictor(load_model(config.model_path), config.model_path);
-    if (!config.idx_path.empty()) return predict_idx(config, predictor, out);
-    return predict_pictures(config, predictor, out);
+    std::vector<Predictor> members;
+    for (const std::string& path : config.model_paths) members.emplace_back(load_model(path), path);
+    check_ensemble(members);
+    if (!config.idx_path.empty()) return predict_idx(config, members, out);
+    return predict_pictures(config, members, out);
 }
 
 }  // namespace mlp

@@ -14,7 +14,7 @@ class App;
 namespace mlp {
 
 struct PredictConfig {
-    std::string model_path;
+    std::vector<std::string> model_paths;  // several: an ensemble (mean probabilities)
     std::vector<std::string> files;  // PNG pictures
     std::string idx_path;            // --idx: an IDX image file
     int64_t index = -1;              // --index: one sample of it

@@ -1,6 +1,6 @@
 // The options subcommands share: the data flags, --device, and the training flags (model,
-// optimizer, schedule, augmentation), so that every command that trains (train, and a sweep
-// later) offers the same ones with the same checks. Defined in cli.cpp.
+// optimizer, schedule, augmentation), so that every command that trains (train, sweep)
+// offers the same ones with the same checks. Defined in cli.cpp.
 #pragma once
 
 #include <ostream>
@@ -43,7 +43,10 @@ struct TrainingFlags {
 
 // The flags that shape a training run (what --resume compares), the data options, --device,
 // --threads and --no-graph, all into `config`; `flags` and `config` must outlive the parse.
-void add_training_flags(CLI::App* cmd, TrainConfig& config, TrainingFlags& flags);
+// The flags named in `leave_out` are not registered: the caller adds its own form of them
+// (a sweep's comma lists).
+void add_training_flags(CLI::App* cmd, TrainConfig& config, TrainingFlags& flags,
+                        const GivenFlags& leave_out = {});
 
 // After the parse: converts the text flags, fills in the defaults that depend on other flags
 // (resolve_train_defaults) and checks the whole configuration (check_train_config). Throws

@@ -1,0 +1,61 @@
+#include "host/sweep/memory.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "host/config/optimizer.hpp"
+#include "ops/optimizer_step.hpp"
+
+namespace mlp {
+
+uint64_t data_bytes(const DataSize& d) {
+    return uint64_t(d.n_train + d.n_test) * uint64_t(d.n_features + 1);
+}
+
+uint64_t model_bytes(const ModelShape& shape, const TrainConfig& config, const DataSize& d) {
+    const uint64_t n_params = uint64_t(shape.n_params());
+    const uint64_t n_buffers = 2 + optimizer_state_names(config.optimizer).size();
+    const uint64_t n_steps = uint64_t((d.n_train + config.batch_size - 1) / config.batch_size);
+    const uint64_t capacity = uint64_t(std::max(config.batch_size, config.test_batch_size));
+    uint64_t widths = 0;
+    for (int64_t w : shape.sizes()) widths += uint64_t(w);
+    const uint64_t n_max = uint64_t(std::max(d.n_train, d.n_test));
+    uint64_t bytes = 4 * n_params * n_buffers;                           // params, grads, state
+    bytes += 4 * capacity * (widths + 2 * uint64_t(shape.max_width()));  // activations, scratch
+    bytes += data_bytes(d) + uint64_t(d.n_train + d.n_test);             // data copy, host labels
+    bytes += 4 * uint64_t(d.n_train + d.n_test) + 2 * uint64_t(d.n_train);  // orders, shifts
+    bytes += 5 * n_max;                                                     // loss, prediction
+    bytes += n_steps * (sizeof(OptimizerStep) + 4 + 1);                     // step tables
+    // The epoch plan on the host: order, rates, shifts.
+    bytes += 4 * uint64_t(d.n_train) + 8 * n_steps + 2 * uint64_t(d.n_train);
+    return bytes;
+}
+
+uint64_t available_host_bytes() {
+    std::ifstream meminfo("/proc/meminfo");
+    for (std::string line; std::getline(meminfo, line);) {
+        std::istringstream fields(line);
+        std::string key;
+        uint64_t kib = 0;
+        if (fields >> key >> kib && key == "MemAvailable:") return kib * 1024;
+    }
+    const long pages = sysconf(_SC_AVPHYS_PAGES);
+    const long page_size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page_size > 0 ? uint64_t(pages) * uint64_t(page_size) : 0;
+}
+
+std::string format_bytes(uint64_t bytes) {
+    char buf[32];
+    if (bytes >= (uint64_t(1) << 30)) {
+        std::snprintf(buf, sizeof buf, "%.2f GiB", double(bytes) / double(uint64_t(1) << 30));
+    } else {
+        std::snprintf(buf, sizeof buf, "%.1f MiB", double(bytes) / double(1 << 20));
+    }
+    return buf;
+}
+
+}  // namespace mlp

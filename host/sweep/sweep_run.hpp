@@ -1,0 +1,53 @@
+// Runs the configurations of a sweep: one Trainer per model, so that model k
+// ends exactly where `mlptrain train` with its flags would. The models of a
+// group (host/sweep/grid.hpp) train epoch by epoch side by side: on the CPU
+// spread over threads, one model per thread, each trainer single-threaded; on
+// CUDA one after another, each with its own recorded epoch. Groups run one
+// after another. A model whose loss stops being finite stops alone (or skips
+// its bad batches, --on-nan) and the others go on.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "host/data/dataset.hpp"
+#include "host/device/device.hpp"
+#include "host/sweep/grid.hpp"
+#include "host/sweep/summary.hpp"
+
+namespace mlp {
+
+struct SweepOptions {
+    int n_threads = 0;                // CPU: models trained at once; 0 = one per core
+    std::string metrics_path;         // JSON lines: every model's epochs, with "model"
+    std::string save_dir;             // NAME.safetensors per model, and summary.json
+    std::string save_best_path;       // the best model only
+    std::string checkpoint_dir;       // NAME.safetensors (+ state) per model, resumable
+    int64_t checkpoint_every = 0;     // epochs between checkpoints; 0 = after the last only
+    std::string resume_dir;           // continue from the checkpoints in this folder
+    uint64_t memory_limit_bytes = 0;  // 0: what the host (or the GPU) has
+    // For the summary: the whole product, its fingerprint and this run's shard.
+    int64_t n_configs = 0;
+    std::string grid_id;
+    std::string shard;  // "K/N", "" for the whole sweep
+};
+
+// Throws Error, naming the sizes, when the largest group's models would not fit in
+// `limit_bytes` (0: the host's available memory; on CUDA the GPU's memory as well). Called
+// by run_sweep before any trainer is made.
+void check_sweep_memory(const std::vector<SweepPoint>& points, const Dataset& data,
+                        const DeviceChoice& device, uint64_t limit_bytes);
+
+// Trains every point, printing one line per epoch of each group (best, median and worst test
+// accuracy, models still running) and a line for each model that stops. Writes the outputs of
+// `options` as it goes (every file through a temporary name), and returns the summary that
+// summary.json holds. Throws Interrupted after a signal, once the checkpoints are written.
+SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& data,
+                       const DeviceChoice& device, const SweepOptions& options, std::ostream& out);
+
+// The configuration of a point as summary.json and the metrics file record it.
+nlohmann::json config_json(const TrainConfig& config);
+
+}  // namespace mlp
