@@ -281,6 +281,32 @@ protected:
     fs::path dir_;
 };
 
+// --resume alone takes the checkpoint's training flags: the stopped run's optimizer, schedule,
+// shifts and model, with nothing typed again.
+TEST_F(Resume, TakesTheCheckpointsFlagsWhenNoneAreGiven) {
+    const std::vector<std::string> flags = {
+        "--hidden",     "16,8", "--batch-size",     "32", "--optimizer", "adamw",
+        "--lr",         "0.01", "--schedule",       "cosine", "--schedule-epochs", "3",
+        "--augment-shift", "1", "--weight-decay", "0.05"};
+    auto train = [&](std::vector<std::string> extra) {
+        std::vector<std::string> args = {"train", "--data", data(), "--device", "cpu"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        return run(args);
+    };
+    std::vector<std::string> straight = flags;
+    straight.insert(straight.end(), {"--epochs", "3", "--save-model", path("a.safetensors")});
+    ASSERT_EQ(train(straight).code, 0);
+    std::vector<std::string> first = flags;
+    first.insert(first.end(), {"--epochs", "2", "--checkpoint", path("c.safetensors")});
+    ASSERT_EQ(train(first).code, 0);
+    const auto resumed = train({"--epochs", "3", "--resume", path("c.safetensors"),
+                                "--save-model", path("b.safetensors")});
+    ASSERT_EQ(resumed.code, 0) << resumed.err;
+    EXPECT_THAT(resumed.out, HasSubstr("optimizer: adamw"));
+    EXPECT_THAT(resumed.out, HasSubstr("weight_decay 0.05"));
+    EXPECT_EQ(slurp(path("a.safetensors")), slurp(path("b.safetensors")));
+}
+
 TEST_F(Resume, SgdContinuesBitForBit) {
     expect_bit_identical_resume({"--lr", "0.1"});
 }
@@ -317,7 +343,16 @@ TEST_F(Resume, MismatchedFlagsAndBadFilesAreClearErrors) {
         run({"train", "--data", data(), "--device", "cpu", "--hidden", "9", "--optimizer", "adam",
              "--epochs", "2", "--resume", path("c.safetensors")});
     EXPECT_EQ(hidden.code, 1);
-    EXPECT_THAT(hidden.err, AllOf(HasSubstr("c.state.safetensors"), HasSubstr("layer_sizes")));
+    EXPECT_THAT(hidden.err, AllOf(HasSubstr(path("c.safetensors")),
+                                  HasSubstr("--hidden is 9 here but was 8")));
+
+    // Every mismatching flag in one error, not one per attempt.
+    const auto several = run({"train", "--data", data(), "--device", "cpu", "--hidden", "9",
+                              "--optimizer", "adam", "--lr", "0.5", "--beta2", "0.9", "--epochs",
+                              "2", "--resume", path("c.safetensors")});
+    EXPECT_EQ(several.code, 1);
+    EXPECT_THAT(several.err, AllOf(HasSubstr("--hidden is 9"), HasSubstr("--lr is 0.5"),
+                                   HasSubstr("--beta2 is 0.9")));
 
     const auto done = run(with({"--epochs", "1", "--resume", path("c.safetensors")}));
     EXPECT_EQ(done.code, 1);

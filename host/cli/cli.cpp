@@ -140,13 +140,17 @@ void add_training_flags(CLI::App* cmd, TrainConfig& t, TrainingFlags& f,
         "shift each training image by up to N pixels per axis, at random (0: off)");
 }
 
-void finish_training_flags(const CLI::App* cmd, TrainConfig& t, const TrainingFlags& f) {
+void convert_training_flags(TrainConfig& t, const TrainingFlags& f) {
     t.hidden = parse_hidden(f.hidden);
     t.seed = parse_uint64("--seed", f.seed);
     t.on_nan = parse_nan_policy(f.on_nan);
     t.optimizer.kind = parse_optimizer_kind(f.optimizer);
     t.schedule.kind = parse_schedule_kind(f.schedule);
     check_device_flag(t.device);
+}
+
+void finish_training_flags(const CLI::App* cmd, TrainConfig& t, const TrainingFlags& f) {
+    convert_training_flags(t, f);
     const GivenFlags given = given_flags(cmd);
     resolve_train_defaults(t, given);
     check_train_config(t, given);

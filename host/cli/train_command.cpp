@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include "host/data/data_source.hpp"
+#include "host/formats/checkpoint.hpp"
+#include "host/formats/run_metadata.hpp"
 #include "host/device/device.hpp"
 #include "host/train/interrupt.hpp"
 #include "host/train/report.hpp"
@@ -30,10 +32,19 @@ CLI::App* add_train_command(CLI::App& app, TrainCommand& command) {
                     "epochs between checkpoints (0: after the last only) [path: --checkpoint, "
                     "else --save-model, else checkpoint.safetensors]");
     cmd->add_option("--resume", t.resume_path,
-                    "continue the run whose --checkpoint is PATH, bit for bit; the flags must "
-                    "match it (except --epochs, device and outputs)");
-    cmd->parse_complete_callback(
-        [cmd, &command] { finish_training_flags(cmd, command.config, command.flags); });
+                    "continue the run whose --checkpoint is PATH, bit for bit, with its "
+                    "training flags; flags given must match them (except --epochs, the device "
+                    "and the outputs)");
+    cmd->parse_complete_callback([cmd, &command] {
+        command.given = given_flags(cmd);
+        // A resumed run's flags are the checkpoint's: the checks across flags (--beta1 is for
+        // adam) can only run once it is read.
+        if (command.given.count("--resume")) {
+            convert_training_flags(command.config, command.flags);
+        } else {
+            finish_training_flags(cmd, command.config, command.flags);
+        }
+    });
     return cmd;
 }
 
@@ -50,8 +61,24 @@ static std::string describe_training(const TrainConfig& t) {
     return s.str();
 }
 
+// The configuration a --resume run trains with: the checkpoint's training flags, the given
+// ones checked against them, the defaults that depend on other flags, then the value checks.
+static TrainConfig resumed_config(const TrainCommand& command) {
+    const TrainConfig& parsed = command.config;
+    TrainConfig config =
+        resume_config(checkpoint_metadata(parsed.resume_path, parsed.data.max_input_bytes()),
+                      parsed, command.given, parsed.resume_path);
+    // The weight decay is the checkpoint's, whichever optimizer default applies now.
+    GivenFlags fixed = command.given;
+    fixed.insert("--weight-decay");
+    resolve_train_defaults(config, fixed);
+    check_train_config(config);
+    return config;
+}
+
 int run_train(const TrainCommand& command, std::ostream& out) {
-    const TrainConfig& config = command.config;
+    const TrainConfig config =
+        command.config.resume_path.empty() ? command.config : resumed_config(command);
     const DeviceChoice device = choose_device(config.device);
     std::string where;
     const Dataset data = open_dataset(config.data, &where);
@@ -80,7 +107,7 @@ int run_train(const TrainCommand& command, std::ostream& out) {
     std::vector<EpochRecord> records;
     try {
         const InterruptHandlers handlers;
-        records = run_training(*trainer, config, data.name, out);
+        records = run_training(*trainer, config, data, out);
     } catch (const Interrupted& e) {
         out << "mlptrain: " << e.what() << std::endl;
         return 128 + e.signal();

@@ -48,6 +48,11 @@ struct TrainingFlags {
 void add_training_flags(CLI::App* cmd, TrainConfig& config, TrainingFlags& flags,
                         const GivenFlags& leave_out = {});
 
+// After the parse: converts the text flags (hidden sizes, seed, optimizer, schedule, --on-nan,
+// --device) into `config`, with no defaults filled in and no checks across flags. Throws
+// UsageError naming the flag.
+void convert_training_flags(TrainConfig& config, const TrainingFlags& flags);
+
 // After the parse: converts the text flags, fills in the defaults that depend on other flags
 // (resolve_train_defaults) and checks the whole configuration (check_train_config). Throws
 // UsageError naming the flag.

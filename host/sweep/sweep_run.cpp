@@ -244,6 +244,9 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
     const int n_cores = int(std::max(1u, std::thread::hardware_concurrency()));
     const int n_workers = device.cuda ? 1 : options.n_threads > 0 ? options.n_threads : n_cores;
     const int64_t n_epochs = points.front().config.epochs;
+    // Every model's files carry the data's fingerprint, so that a resumed sweep checks the data
+    // itself, as `train --resume` does.
+    const RunData fingerprint = run_data(data);
 
     SweepSummary summary;
     summary.grid_id = options.grid_id;
@@ -287,7 +290,7 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
                 std::string note;
                 const TrainingState state = load_checkpoint(
                     ckpt, s.shape, optimizer_state_names(c.optimizer),
-                    training_metadata(c, data.name, s.trainer->n_train(), s.shape.n_classes(), 0),
+                    training_metadata(c, fingerprint, 0),
                     &note, c.data.max_input_bytes());
                 s.trainer->set_params(state.params);
                 s.trainer->set_optimizer_state(state.optimizer);
@@ -323,8 +326,7 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
                 save_checkpoint(checkpoint_file(options.checkpoint_dir, *s.point), s.shape,
                                 s.trainer->params(), s.trainer->optimizer_state(),
                                 optimizer_state_names(c.optimizer),
-                                training_metadata(c, data.name, s.trainer->n_train(),
-                                                  s.shape.n_classes(), s.epochs_done));
+                                training_metadata(c, fingerprint, s.epochs_done));
             }
         };
         for (int64_t e = 0; e < n_epochs; ++e) {
@@ -420,8 +422,7 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
             m.train_accuracy = s.has_result ? s.last.train.accuracy : nan;
             m.train_loss = s.has_result ? s.last.train.loss : nan;
             if (s.stopped || !s.has_result) continue;
-            const auto metadata = training_metadata(p.config, data.name, s.trainer->n_train(),
-                                                    s.shape.n_classes(), p.config.epochs);
+            const auto metadata = training_metadata(p.config, fingerprint, p.config.epochs);
             if (!options.save_dir.empty()) {
                 m.file = p.name + ".safetensors";
                 save_model((std::filesystem::path(options.save_dir) / m.file).string(), s.shape,

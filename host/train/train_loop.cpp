@@ -240,13 +240,4 @@ std::vector<EpochRecord> run_training(Trainer& trainer, const TrainConfig& confi
     return run_epochs(trainer, config, facts, out);
 }
 
-std::vector<EpochRecord> run_training(Trainer& trainer, const TrainConfig& config,
-                                      const std::string& dataset_name, std::ostream& out) {
-    RunData facts;
-    facts.name = dataset_name;
-    facts.n_train = trainer.n_train();
-    facts.n_classes = trainer.shape().n_classes();
-    return run_epochs(trainer, config, facts, out);
-}
-
 }  // namespace mlp

@@ -47,9 +47,4 @@ RunData run_data(const Dataset& data);
 std::vector<EpochRecord> run_training(Trainer& trainer, const TrainConfig& config,
                                       const Dataset& data, std::ostream& out);
 
-// The same where only the data's name is known: the metadata then has no
-// fingerprint, and a resumed run compares the name (and the counts) instead.
-std::vector<EpochRecord> run_training(Trainer& trainer, const TrainConfig& config,
-                                      const std::string& dataset_name, std::ostream& out);
-
 }  // namespace mlp
