@@ -20,7 +20,7 @@
 #include "cuda/handles.hpp"
 #include "cuda/lt_matmul.hpp"
 #include "host/train/backend.hpp"
-#include "host/train/kernel_options.hpp"
+#include "host/config/kernel_options.hpp"
 #include "ops/softmax_xent.hpp"
 
 namespace mlp {

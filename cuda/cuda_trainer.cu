@@ -76,9 +76,6 @@ void CudaBackend::gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, cons
 }
 
 void CudaBackend::set_precision(Precision precision) {
-    if (precision == Precision::bf16) {
-        throw Error("precision bf16 is not implemented on the CUDA backend yet; use fp32 or tf32");
-    }
     const bool tf32 = precision == Precision::tf32;
     const cublasMath_t mode = tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
     CUBLAS_CHECK(cublasSetMathMode(cublas_.get(), mode));

@@ -13,6 +13,7 @@
 #include "cli_runner.hpp"
 #include "host/cli/cli.hpp"
 #include "host/device/device.hpp"
+#include "host/formats/safetensors.hpp"
 #include "idx_fixtures.hpp"
 #include "synthetic.hpp"
 #include "temp_dir.hpp"
@@ -118,6 +119,34 @@ TEST_F(Cli, SavedModelEvaluatesToTheSameAccuracy) {
     for (const auto& row : parsed.at("confusion_matrix"))
         for (const auto& v : row) total += v.get<int64_t>();
     EXPECT_EQ(total, 60);
+}
+
+// --kernels fused runs the backend's fused operations, which on the CPU are the generic
+// functors in the same order: the same model, bit for bit. The saved metadata names both
+// choices; tf32 needs a GPU.
+TEST_F(Cli, KernelsAndPrecisionAreRecordedAndFusedEqualsGenericOnTheCpu) {
+    for (const std::string k : {"generic", "fused"}) {
+        const auto t = run({"train", "--data", data(), "--device", "cpu", "--epochs", "2",
+                            "--optimizer", "adamw", "--augment-shift", "1", "--kernels", k,
+                            "--save-model", path(k + ".safetensors")});
+        ASSERT_EQ(t.code, 0) << t.err;
+    }
+    const ModelFile generic = load_model(path("generic.safetensors"));
+    const ModelFile fused = load_model(path("fused.safetensors"));
+    EXPECT_EQ(generic.params, fused.params);
+    EXPECT_EQ(generic.metadata.at("kernels"), "generic");
+    EXPECT_EQ(fused.metadata.at("kernels"), "fused");
+    EXPECT_EQ(fused.metadata.at("precision"), "fp32");
+
+    const auto tf32 = run({"train", "--data", data(), "--device", "cpu", "--precision", "tf32"});
+    EXPECT_EQ(tf32.code, 1);
+    EXPECT_THAT(tf32.err, HasSubstr("tf32 needs the CUDA backend"));
+    const auto bad = run({"train", "--data", data(), "--device", "cpu", "--kernels", "fast"});
+    EXPECT_EQ(bad.code, 2);
+    EXPECT_THAT(bad.err, HasSubstr("--kernels"));
+    const auto bad_p = run({"train", "--data", data(), "--device", "cpu", "--precision", "fp16"});
+    EXPECT_EQ(bad_p.code, 2);
+    EXPECT_THAT(bad_p.err, HasSubstr("--precision"));
 }
 
 TEST_F(Cli, UsageErrorsExitWithTwoAndNameTheFlag) {

@@ -112,6 +112,8 @@ void add_training_flags(CLI::App* cmd, TrainConfig& t, TrainingFlags& f,
     add_device_option(cmd, t.device);
     cmd->add_flag("!--no-graph", t.use_graph,
                   "CUDA: launch every step instead of replaying a recorded epoch");
+    add("--kernels", f.kernels, "the step's kernels: " + name_list_with_help(k_kernel_paths));
+    add("--precision", f.precision, "GEMM arithmetic: " + name_list_with_help(k_precisions));
     add("--threads", t.threads, "CPU threads (0: one below batch 1024, else all cores)", false);
     add("--on-nan", f.on_nan,
         "a step with a non-finite loss or gradient: " + name_list_with_help(k_nan_policies));
@@ -146,6 +148,8 @@ void convert_training_flags(TrainConfig& t, const TrainingFlags& f) {
     t.on_nan = parse_nan_policy(f.on_nan);
     t.optimizer.kind = parse_optimizer_kind(f.optimizer);
     t.schedule.kind = parse_schedule_kind(f.schedule);
+    t.kernels = parse_kernel_path(f.kernels);
+    t.precision = parse_precision(f.precision);
     check_device_flag(t.device);
 }
 

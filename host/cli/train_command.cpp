@@ -84,16 +84,7 @@ int run_train(const TrainCommand& command, std::ostream& out) {
     const Dataset data = open_dataset(config.data, &where);
     const ModelShape shape(data.n_features(), config.hidden, data.n_classes);
 
-    TrainerOptions options;
-    options.batch_size = config.batch_size;
-    options.eval_batch_size = config.test_batch_size;
-    options.cpu_threads = config.threads;
-    // Per-step progress lines need the host between steps, which a replayed
-    // graph does not give. The CPU has nothing to record, and stepping one by
-    // one lets a signal take effect after the current step.
-    options.use_graph = config.use_graph && config.log_interval == 0 && device.cuda;
-    options.optimizer = config.optimizer;
-    options.on_nan = config.on_nan;
+    const TrainerOptions options = trainer_options(config, device.cuda);
     auto trainer = make_trainer(device, shape, data, options);
     trainer->set_params(init_params(shape, config.seed));
 

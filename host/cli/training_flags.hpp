@@ -39,6 +39,8 @@ struct TrainingFlags {
     std::string schedule = "constant";
     std::string on_nan = "stop";
     std::string seed = "42";
+    std::string kernels = "generic";
+    std::string precision = "fp32";
 };
 
 // The flags that shape a training run (what --resume compares), the data options, --device,

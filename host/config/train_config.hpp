@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "host/config/kernel_options.hpp"
 #include "host/config/nan_policy.hpp"
 #include "host/config/optimizer.hpp"
 #include "host/config/schedule.hpp"
@@ -55,6 +56,8 @@ struct TrainConfig {
     int64_t log_interval = 0;       // steps between progress lines; 0 = none
     std::string device = "auto";    // parse_device() (host/device/device.hpp) reads it
     bool use_graph = true;          // CUDA: replay a recorded epoch
+    KernelPath kernels = KernelPath::generic;  // --kernels generic|fused
+    Precision precision = Precision::fp32;     // --precision fp32|tf32 (tf32: CUDA only)
     int threads = 0;                // CPU threads; 0 = library default
     std::string metrics_path;       // JSON lines, one object per epoch
     std::string save_model_path;    // safetensors written at the end

@@ -10,7 +10,7 @@
 
 #include "host/base/error.hpp"
 #include "host/train/backend.hpp"
-#include "host/train/kernel_options.hpp"
+#include "host/config/kernel_options.hpp"
 #include "ops/bias_act.hpp"
 #include "ops/bias_grad.hpp"
 #include "ops/grad_norm.hpp"

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "host/base/error.hpp"
+#include "host/config/names.hpp"
 #include "host/model/predict.hpp"
 
 namespace mlp {
@@ -195,7 +196,7 @@ const Field k_fields[] = {
          try {
              c.optimizer.kind = parse_optimizer_kind(t);
          } catch (const Error&) {
-             throw BadValue{"sgd, adam or adamw"};
+             throw BadValue{name_list(k_optimizers)};
          }
      }},
     {"weight_decay", "--weight-decay", nullptr, OnResume::keep,
@@ -207,7 +208,26 @@ const Field k_fields[] = {
          try {
              c.schedule.kind = parse_schedule_kind(t);
          } catch (const Error&) {
-             throw BadValue{"constant, step, cosine or onecycle"};
+             throw BadValue{name_list(k_schedules)};
+         }
+     }},
+    {"precision", "--precision", nullptr, OnResume::keep,
+     [](const Run& r) -> Text { return to_string(r.config.precision); },
+     [](TrainConfig& c, const std::string& t) {
+         try {
+             c.precision = parse_precision(t);
+         } catch (const Error&) {
+             throw BadValue{name_list(k_precisions)};
+         }
+     }},
+    // Both paths compute the same step (bit for bit on the CPU), so a resumed run may switch.
+    {"kernels", "--kernels", nullptr, OnResume::may_change,
+     [](const Run& r) -> Text { return to_string(r.config.kernels); },
+     [](TrainConfig& c, const std::string& t) {
+         try {
+             c.kernels = parse_kernel_path(t);
+         } catch (const Error&) {
+             throw BadValue{name_list(k_kernel_paths)};
          }
      }},
     {"augment_shift", "--augment-shift", nullptr, OnResume::keep,

@@ -275,13 +275,8 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
             s.point = &points[groups[g][k]];
             const TrainConfig& c = s.point->config;
             s.shape = ModelShape(data.n_features(), c.hidden, data.n_classes);
-            TrainerOptions to;
-            to.batch_size = c.batch_size;
-            to.eval_batch_size = c.test_batch_size;
-            to.cpu_threads = 1;
-            to.use_graph = c.use_graph && device.cuda;
-            to.optimizer = c.optimizer;
-            to.on_nan = c.on_nan;
+            TrainerOptions to = trainer_options(c, device.cuda);
+            to.cpu_threads = 1;  // the models of a group share the cores, one thread each
             s.trainer = make_trainer(device, s.shape, data, to);
             s.trainer->set_params(init_params(s.shape, c.seed));
             const std::string ckpt =

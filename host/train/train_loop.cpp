@@ -224,6 +224,19 @@ static std::vector<EpochRecord> run_epochs(Trainer& trainer, const TrainConfig& 
     return records;
 }
 
+TrainerOptions trainer_options(const TrainConfig& config, bool cuda) {
+    TrainerOptions options;
+    options.batch_size = config.batch_size;
+    options.eval_batch_size = config.test_batch_size;
+    options.cpu_threads = config.threads;
+    options.use_graph = config.use_graph && config.log_interval == 0 && cuda;
+    options.optimizer = config.optimizer;
+    options.on_nan = config.on_nan;
+    options.kernels = config.kernels;
+    options.precision = config.precision;
+    return options;
+}
+
 std::vector<EpochRecord> run_training(Trainer& trainer, const TrainConfig& config,
                                       const Dataset& data, std::ostream& out) {
     // The fingerprint reads every byte of the data; only a run that saves or resumes needs it.

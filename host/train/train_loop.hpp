@@ -36,6 +36,11 @@ EpochPlan make_epoch_plan(const TrainConfig& config, int64_t n_train, int64_t st
 // resumed run checks the data itself rather than the folder it came from.
 RunData run_data(const Dataset& data);
 
+// The trainer's options for a run of `config` on the CPU or (cuda) the GPU. Graph replay is
+// for CUDA only, and not with per-step progress lines, which need the host between steps; on
+// the CPU stepping one by one lets a signal take effect after the current step.
+TrainerOptions trainer_options(const TrainConfig& config, bool cuda);
+
 // Runs config.epochs epochs of the trainer built on `data`, printing one line
 // per epoch to `out`, starting after the checkpoint's epochs when
 // config.resume_path is set (its parameters and optimizer state replace the

@@ -12,7 +12,7 @@
 #include "host/config/optimizer.hpp"
 #include "host/data/dataset.hpp"
 #include "host/model/model.hpp"
-#include "host/train/kernel_options.hpp"
+#include "host/config/kernel_options.hpp"
 
 namespace mlp {
 
@@ -23,8 +23,8 @@ struct TrainerOptions {
     int cpu_threads = 0;    // CPU backend threads; 0 = chosen from the batch size
     OptimizerConfig optimizer;  // the update rule; its state lives in the trainer
     NanPolicy on_nan = NanPolicy::stop;  // a step with a non-finite loss or gradient
-    KernelPath kernels = KernelPath::generic;  // host/train/kernel_options.hpp
-    Precision precision = Precision::fp32;     // tf32 and bf16: CUDA only
+    KernelPath kernels = KernelPath::generic;  // host/config/kernel_options.hpp
+    Precision precision = Precision::fp32;     // tf32: CUDA only
 };
 
 // Everything an epoch of training depends on besides the trainer's state,

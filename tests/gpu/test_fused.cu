@@ -18,7 +18,7 @@
 #include "host/data/dataset.hpp"
 #include "host/device/device.hpp"
 #include "host/train/engine.hpp"
-#include "host/train/kernel_options.hpp"
+#include "host/config/kernel_options.hpp"
 #include "host/train/train_loop.hpp"
 #include "host/train/trainer.hpp"
 #include "ops/step_guard.hpp"
@@ -372,18 +372,6 @@ TEST(FusedTraining, Tf32EpochStaysCloseToCpu) {
         EXPECT_NEAR(rt.loss, rc.loss, 2e-2 * std::abs(rc.loss)) << to_string(k);
         EXPECT_LT(test::normalised_error(tf32->params(), cpu->params()), 1e-2) << to_string(k);
         cpu = make_trainer(false, KernelPath::generic, shape, data, 64);
-    }
-}
-
-TEST(FusedTraining, Bf16IsRefusedWithAReason) {
-    REQUIRE_GPU();
-    const Dataset data = test::synthetic_dataset(64, 16, 28, 28, 10);
-    try {
-        make_trainer(true, KernelPath::fused, ModelShape({784, 16, 10}), data, 64, true,
-                     Precision::bf16);
-        FAIL() << "bf16 was accepted";
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("bf16"), std::string::npos) << e.what();
     }
 }
 

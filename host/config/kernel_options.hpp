@@ -1,0 +1,56 @@
+// Which kernels the training step runs (--kernels) and in what arithmetic its GEMMs run
+// (--precision), each one name table.
+//
+// generic: one functor per operation, the oracle every backend runs. fused: the backend's
+// fused operations (GEMM epilogues, multi-block reductions, a branching graph on CUDA); on the
+// CPU they run the same functors in the same order, so both paths give identical numbers
+// there. generic stays the default until a GPU run has passed the GPU tests with fused and
+// measured it faster.
+//
+// fp32 is the default everywhere. tf32 is CUDA-only: tensor-core GEMMs with fp32
+// accumulation; weights, gradients and optimizer state stay fp32.
+#pragma once
+
+#include <string>
+
+#include "host/config/names.hpp"
+
+namespace mlp {
+
+enum class KernelPath { generic, fused };
+enum class Precision { fp32, tf32 };
+
+struct KernelPathInfo {
+    const char* name;
+    KernelPath value;
+    const char* help;
+};
+
+constexpr KernelPathInfo k_kernel_paths[] = {
+    {"generic", KernelPath::generic, "one functor per operation, the oracle"},
+    {"fused", KernelPath::fused, "GEMM epilogues and multi-block reductions"},
+};
+
+struct PrecisionInfo {
+    const char* name;
+    Precision value;
+    const char* help;
+};
+
+constexpr PrecisionInfo k_precisions[] = {
+    {"fp32", Precision::fp32, ""},
+    {"tf32", Precision::tf32, "CUDA: tensor-core GEMMs, fp32 accumulation"},
+};
+
+inline std::string to_string(KernelPath k) { return entry_of(k_kernel_paths, k).name; }
+inline std::string to_string(Precision p) { return entry_of(k_precisions, p).name; }
+
+// Throw UsageError naming --kernels / --precision for anything but the names above.
+inline KernelPath parse_kernel_path(const std::string& s) {
+    return parse_name(k_kernel_paths, s, "--kernels", "kernel path").value;
+}
+inline Precision parse_precision(const std::string& s) {
+    return parse_name(k_precisions, s, "--precision", "precision").value;
+}
+
+}  // namespace mlp
