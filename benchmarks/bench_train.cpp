@@ -11,8 +11,10 @@
 // time it on the GPU, a steady clock on the CPU (Trainer::time_seconds).
 // Evaluation on the test set happens after each epoch, outside the timing.
 //
-// With CUDA graph replay it also reports the nodes of the recorded epoch graph
-// per training step (kernels, cuBLAS's included): the launches a step costs.
+// With graph replay it also reports the nodes of the recorded epoch graph per
+// training step (CUDA: kernels, cuBLAS's included; CPU: the recorded launches):
+// the launches a step costs. --optimizer and --momentum time the other update
+// rules (the update is one launch over all parameters either way).
 #include <cblas.h>
 
 #include <CLI/CLI.hpp>
@@ -30,6 +32,7 @@
 #include "host/base/error.hpp"
 #include "host/base/rng.hpp"
 #include "host/cli/cli.hpp"
+#include "host/config/names.hpp"
 #include "host/config/train_config.hpp"
 #include "host/data/data_source.hpp"
 #include "host/device/device.hpp"
@@ -37,9 +40,6 @@
 #include "host/train/report.hpp"
 #include "host/train/trainer.hpp"
 
-#ifdef MLPTRAIN_WITH_CUDA
-#include "cuda/graph_stats.hpp"
-#endif
 
 #ifndef MLPTRAIN_VERSION
 #define MLPTRAIN_VERSION "unknown"
@@ -58,6 +58,7 @@ struct BenchConfig {
     bool use_graph = true;
     float lr = 0.1f;
     uint64_t seed = 42;
+    OptimizerConfig optimizer;
     std::string json_path;
 };
 
@@ -89,6 +90,7 @@ static BenchResult run_config(const BenchConfig& config, const DeviceChoice& dev
     options.batch_size = batch_size;
     options.use_graph = config.use_graph;
     options.cpu_threads = config.threads;
+    options.optimizer = config.optimizer;
     auto trainer = make_trainer(device, shape, data, options);
     trainer->set_params(init_params(shape, config.seed));
 
@@ -109,13 +111,11 @@ static BenchResult run_config(const BenchConfig& config, const DeviceChoice& dev
         rec.seconds =
             trainer->time_seconds([&] { rec.train = trainer->train_epoch(perm, config.lr); });
         rec.samples_per_s = double(n_train) / rec.seconds;
-#ifdef MLPTRAIN_WITH_CUDA
-        // The first epoch recorded the graph (evaluate() below records another).
-        if (e == 0 && device.cuda && config.use_graph) {
-            r.graph_nodes = last_recorded_graph_nodes();
+        // The first epoch recorded the graph.
+        if (e == 0 && config.use_graph) {
+            r.graph_nodes = trainer->train_graph_nodes();
             r.graph_nodes_per_step = double(r.graph_nodes) / double(trainer->steps_per_epoch());
         }
-#endif
         if (!std::isfinite(rec.train.loss)) {
             throw Error("batch " + std::to_string(batch_size) + ": training loss became " +
                         std::to_string(rec.train.loss) + " in epoch " + std::to_string(e + 1) +
@@ -151,7 +151,9 @@ static nlohmann::json result_json(const BenchConfig& config, const DeviceChoice&
             {"test_accuracy", r.test_accuracy},
             {"final_loss", r.final_loss},
             {"threads", r.threads},
-            {"graph", device.cuda && config.use_graph},
+            {"graph", config.use_graph},
+            {"optimizer", to_string(config.optimizer.kind)},
+            {"momentum", config.optimizer.momentum},
             {"graph_nodes", r.graph_nodes},
             {"graph_nodes_per_step", r.graph_nodes_per_step},
             {"dataset", data.name},
@@ -192,7 +194,8 @@ static int run_bench(const BenchConfig& config, std::ostream& out) {
     out << "data: " << data.name << " from " << where << " (" << data.train.size() << " train, "
         << data.test.size() << " test)\n"
         << "model: " << shape.to_string() << ", lr " << config.lr << ", seed " << config.seed
-        << ", " << config.epochs << " epoch(s) per batch size, the first " << config.warmup
+        << ", optimizer " << to_string(config.optimizer.kind) << ", " << config.epochs
+        << " epoch(s) per batch size, the first " << config.warmup
         << " untimed in the median\n";
     if (!device.fallback_reason.empty()) out << "device: cpu [" << device.fallback_reason << "]\n";
 
@@ -216,9 +219,8 @@ static int bench_main(int argc, char** argv) {
     std::string hidden_text = "128,64";
     app.add_option("--data", config.data.data_dir, "folder with the four IDX files");
     app.add_option("--dataset", config.data.dataset,
-                   "named data set, looked up in data/NAME, /usr/share/datasets/NAME, then "
-                   "fetched")
-        ->check(CLI::IsMember({"mnist", "fashion-mnist"}))
+                   "named data set: " + name_list(k_datasets) +
+                       "; looked up in data/NAME, /usr/share/datasets/NAME, then fetched")
         ->capture_default_str();
     app.add_flag("!--no-fetch", config.data.fetch, "never run data/fetch");
     app.add_option("--train-samples", config.data.train_samples,
@@ -227,9 +229,7 @@ static int bench_main(int argc, char** argv) {
     app.add_option("--test-samples", config.data.test_samples,
                    "use only the first N test samples (0: all)")
         ->check(CLI::NonNegativeNumber);
-    app.add_option("--device", config.device, "auto, cpu or cuda")
-        ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
-        ->capture_default_str();
+    app.add_option("--device", config.device, k_device_help)->capture_default_str();
     app.add_option("--batch-sizes", batch_text, "comma-separated batch sizes")
         ->capture_default_str();
     app.add_option("--hidden", hidden_text, "hidden layer widths")->capture_default_str();
@@ -244,7 +244,11 @@ static int bench_main(int argc, char** argv) {
                    "CPU threads (0: the trainer's choice, one below batch 1024, else all cores)")
         ->check(CLI::NonNegativeNumber);
     app.add_flag("!--no-graph", config.use_graph,
-                 "CUDA: launch every step instead of replaying a recorded epoch");
+                 "launch every step instead of replaying a recorded epoch");
+    std::string optimizer_text = "sgd";
+    app.add_option("--optimizer", optimizer_text, name_list(k_optimizers))->capture_default_str();
+    app.add_option("--momentum", config.optimizer.momentum, "sgd: momentum factor")
+        ->capture_default_str();
     app.add_option("--lr", config.lr, "learning rate")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
@@ -255,6 +259,11 @@ static int bench_main(int argc, char** argv) {
         app.parse(argc, argv);
         config.batch_sizes = parse_size_list(batch_text, "--batch-sizes");
         config.hidden = parse_size_list(hidden_text, "--hidden");
+        config.optimizer.kind = parse_optimizer_kind(optimizer_text);
+        config.optimizer.weight_decay = optimizer_info(config.optimizer.kind).default_weight_decay;
+        parse_device(config.device);
+        check_data_config(config.data);
+        check_optimizer_config(config.optimizer);
         if (config.warmup >= config.epochs) {
             throw CLI::ValidationError("--warmup", std::to_string(config.warmup) +
                                                        " leaves no epoch to time out of --epochs " +
@@ -264,6 +273,9 @@ static int bench_main(int argc, char** argv) {
         std::cout << app.help();
         return 0;
     } catch (const CLI::ParseError& e) {
+        std::cerr << "mlptrain-bench: " << e.what() << "\n";
+        return 2;
+    } catch (const UsageError& e) {
         std::cerr << "mlptrain-bench: " << e.what() << "\n";
         return 2;
     }

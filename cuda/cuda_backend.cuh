@@ -34,6 +34,12 @@ public:
     // replays instead of recording afresh.
     struct Graph {
         std::map<int64_t, GraphExec> execs;
+        std::map<int64_t, int64_t> nodes;  // of each key's graph: kernels, cuBLAS's included
+
+        int64_t n_nodes(int64_t key) const {
+            const auto found = nodes.find(key);
+            return found == nodes.end() ? 0 : found->second;
+        }
     };
 
     explicit CudaBackend(int device = 0);
@@ -89,6 +95,7 @@ public:
                 throw;
             }
             found = graph.execs.emplace(key, end_capture()).first;
+            graph.nodes[key] = last_nodes_.total;
         }
         CUDA_CHECK(cudaGraphLaunch(found->second.get(), stream_.get()));
     }

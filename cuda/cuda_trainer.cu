@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "cuda/cuda_backend.cuh"
-#include "cuda/graph_stats.hpp"
 #include "cuda/kernels/reduce.hpp"
 #include "host/train/engine.hpp"
 #include "host/train/trainer.hpp"
@@ -198,11 +197,6 @@ void CudaBackend::abort_capture() {
     cudaGetLastError();
 }
 
-// Capture mode is per thread (cudaStreamCaptureModeThreadLocal), and so is this record.
-static thread_local int64_t t_last_graph_nodes = -1;
-
-int64_t last_recorded_graph_nodes() { return t_last_graph_nodes; }
-
 GraphExec CudaBackend::end_capture() {
     cudaGraph_t raw = nullptr;
     CUDA_CHECK(cudaStreamEndCapture(stream_.get(), &raw));
@@ -217,7 +211,6 @@ GraphExec CudaBackend::end_capture() {
         CUDA_CHECK(cudaGraphNodeGetType(node, &type));
         last_nodes_.kernels += type == cudaGraphNodeTypeKernel;
     }
-    t_last_graph_nodes = last_nodes_.total;
     cudaGraphExec_t exec = nullptr;
     CUDA_CHECK(cudaGraphInstantiate(&exec, graph.get(), 0));
     return GraphExec(exec);

@@ -14,10 +14,15 @@
 //   template <class F> void for_each(int64_t n, const F& f);   // f(i), i in [0, n)
 //   template <class F> void for_each_2d(int64_t n_rows, int64_t n_cols, const F& f);
 //                                                 // f(r, c) over rows x cols, c fastest
-//   struct Graph;                                 // owner of the recordings, one per key
+//   struct Graph;                                 // owner of the recordings, one per key,
+//                                                 // with int64_t n_nodes(key): launches recorded
 //   template <class Body> void run_graph(Graph& g, int64_t key, Body&& body);
 //   void synchronize();
 //   template <class Body> double time_seconds(Body&& body);  // body's duration
+//   the fused operations of --kernels fused (set_precision, relu_mask_bytes, gemm_bias_act,
+//   gemm_drelu_bgrad, weight_grad, join_side, bias_grad, softmax_xent_bgrad,
+//   grad_norm_guard): on the CPU the generic functors in the same order
+//   (host/cpu/cpu_fused_ops.hpp), on CUDA cuBLASLt epilogues and cuda/kernels/.
 //
 // Copies, GEMMs and for_each are ordered (one stream on the GPU); copy_to_host
 // returns with the data in place. Buffers are move-only owners: a copy would
@@ -118,6 +123,24 @@ struct has_graph<
     : std::true_type {};
 
 template <class B, class = void>
+struct has_graph_nodes : std::false_type {};
+template <class B>
+struct has_graph_nodes<B, std::enable_if_t<std::is_same<
+                              decltype(std::declval<const typename B::Graph&>().n_nodes(int64_t())),
+                              int64_t>::value>> : std::true_type {};
+
+// The fused operations, by name: their signatures are checked where Engine calls them.
+template <class B, class = void>
+struct has_fused_ops : std::false_type {};
+template <class B>
+struct has_fused_ops<
+    B, std::void_t<decltype(&B::set_precision), decltype(&B::relu_mask_bytes),
+                   decltype(&B::gemm_bias_act), decltype(&B::gemm_drelu_bgrad),
+                   decltype(&B::weight_grad), decltype(&B::join_side), decltype(&B::bias_grad),
+                   decltype(&B::softmax_xent_bgrad), decltype(&B::grad_norm_guard)>>
+    : std::true_type {};
+
+template <class B, class = void>
 struct has_synchronize : std::false_type {};
 template <class B>
 struct has_synchronize<B, std::void_t<decltype(std::declval<B&>().synchronize())>>
@@ -158,6 +181,9 @@ constexpr bool check_backend() {
     static_assert(has_graph<B>::value,
                   "Backend needs a default-constructible Graph and void run_graph(Graph&, int64_t, "
                   "Body&&)");
+    static_assert(has_graph_nodes<B>::value, "Backend::Graph needs int64_t n_nodes(int64_t key)");
+    static_assert(has_fused_ops<B>::value,
+                  "Backend needs the fused operations (set_precision ... grad_norm_guard)");
     static_assert(has_synchronize<B>::value, "Backend needs synchronize()");
     static_assert(has_time_seconds<B>::value, "Backend needs double time_seconds(Body&&)");
     static_assert(buffer_is_move_only<B>(),

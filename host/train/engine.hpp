@@ -118,6 +118,8 @@ public:
     int64_t steps_per_epoch() const { return n_steps_; }
     // The recorded epochs (key 1: with shifts, 0: without), for their node count.
     const typename Backend::Graph& train_graph() const { return train_graph_; }
+    // Launches recorded for the last epoch trained with a graph; 0 if none was recorded.
+    int64_t train_graph_nodes() const { return train_graph_.n_nodes(last_train_key_); }
 
     void set_params(const std::vector<float>& h_params) {
         check_param_count(int64_t(h_params.size()));
@@ -175,7 +177,8 @@ public:
         if (options_.use_graph) {
             // The gather's arguments differ with and without shifts, so
             // switching between the two records the epoch afresh.
-            be_.run_graph(train_graph_, augment ? 1 : 0, [&] { steps(false); });
+            last_train_key_ = augment ? 1 : 0;
+            be_.run_graph(train_graph_, last_train_key_, [&] { steps(false); });
         } else {
             steps(true);
         }
@@ -509,6 +512,7 @@ private:
     Buffer<uint8_t> sample_pred_;
     int64_t capacity_ = 0;
     typename Backend::Graph train_graph_, eval_graph_;
+    int64_t last_train_key_ = 0;  // the train_graph_ key of the last graph-replayed epoch
     bool fused_ = false;                      // KernelPath::fused
     std::vector<Buffer<uint8_t>> relu_mask_;  // fused: per hidden layer, backend's format
     std::vector<Buffer<float>> grad_act_;     // fused: [l] = gradient of layer l's input

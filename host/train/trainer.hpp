@@ -19,7 +19,7 @@ namespace mlp {
 struct TrainerOptions {
     int64_t batch_size = 64;
     int64_t eval_batch_size = 1000;
-    bool use_graph = true;  // record an epoch once and replay it (CUDA); no effect on CPU
+    bool use_graph = true;  // record an epoch once and replay it (CUDA graphs; CPU closures)
     int cpu_threads = 0;    // CPU backend threads; 0 = chosen from the batch size
     OptimizerConfig optimizer;  // the update rule; its state lives in the trainer
     NanPolicy on_nan = NanPolicy::stop;  // a step with a non-finite loss or gradient
@@ -80,6 +80,9 @@ public:
     virtual int64_t n_test() const = 0;
     virtual int64_t steps_per_epoch() const = 0;  // ceil(n_train / batch size)
     virtual std::string device_name() const = 0;
+    // Launches (graph nodes: kernels, cuBLAS's included) recorded for one training epoch
+    // replayed as a graph, the last one trained; 0 where no epoch was recorded (use_graph off).
+    virtual int64_t train_graph_nodes() const = 0;
     // Waits for all queued work (for timing); results are already synchronous.
     virtual void synchronize() = 0;
     // Runs `work` (calls on this trainer) and returns its duration in seconds
@@ -138,6 +141,7 @@ public:
     int64_t n_test() const override { return engine_.n_test(); }
     int64_t steps_per_epoch() const override { return engine_.steps_per_epoch(); }
     std::string device_name() const override { return device_; }
+    int64_t train_graph_nodes() const override { return engine_.train_graph_nodes(); }
     void synchronize() override { backend_->synchronize(); }
     double time_seconds(const std::function<void()>& work) override {
         return backend_->time_seconds(work);
