@@ -8,10 +8,7 @@
 #include <sstream>
 
 #include "host/base/error.hpp"
-#include "host/cli/eval_command.hpp"
-#include "host/cli/predict_command.hpp"
-#include "host/cli/sweep_command.hpp"
-#include "host/cli/train_command.hpp"
+#include "host/cli/commands.hpp"
 #include "host/cli/training_flags.hpp"
 #include "host/config/checks.hpp"
 #include "host/config/names.hpp"

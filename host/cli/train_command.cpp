@@ -1,4 +1,4 @@
-#include "host/cli/train_command.hpp"
+#include "host/cli/commands.hpp"
 
 #include <CLI/CLI.hpp>
 
