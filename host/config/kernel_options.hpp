@@ -20,24 +20,12 @@ namespace mlp {
 enum class KernelPath { generic, fused };
 enum class Precision { fp32, tf32 };
 
-struct KernelPathInfo {
-    const char* name;
-    KernelPath value;
-    const char* help;
-};
-
-constexpr KernelPathInfo k_kernel_paths[] = {
+constexpr NamedChoice<KernelPath> k_kernel_paths[] = {
     {"generic", KernelPath::generic, "one functor per operation, the oracle"},
     {"fused", KernelPath::fused, "GEMM epilogues and multi-block reductions"},
 };
 
-struct PrecisionInfo {
-    const char* name;
-    Precision value;
-    const char* help;
-};
-
-constexpr PrecisionInfo k_precisions[] = {
+constexpr NamedChoice<Precision> k_precisions[] = {
     {"fp32", Precision::fp32, ""},
     {"tf32", Precision::tf32, "CUDA: tensor-core GEMMs, fp32 accumulation"},
 };

@@ -12,6 +12,14 @@
 
 namespace mlp {
 
+// The entry of a table whose choices carry nothing but a name and a help text.
+template <class E>
+struct NamedChoice {
+    const char* name;
+    E value;
+    const char* help;
+};
+
 // "a, b or c".
 template <class Entry, size_t N>
 std::string name_list(const Entry (&table)[N]) {

@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "host/config/names.hpp"
+
 namespace mlp {
 
 enum class NanPolicy {
@@ -12,13 +14,7 @@ enum class NanPolicy {
 };
 
 // The policies by name (host/config/names.hpp).
-struct NanPolicyInfo {
-    const char* name;
-    NanPolicy value;
-    const char* help;
-};
-
-constexpr NanPolicyInfo k_nan_policies[] = {
+constexpr NamedChoice<NanPolicy> k_nan_policies[] = {
     {"stop", NanPolicy::stop, "keep the last good checkpoint, exit 1"},
     {"skip-batch", NanPolicy::skip_batch, "skip its update, count it"},
 };
