@@ -1,4 +1,5 @@
-// CUDA backend: one non-blocking stream, cuBLAS SGEMMs on it, the generic
+// CUDA backend: one non-blocking stream, cuBLAS SGEMMs on it (with bf16, the
+// operands cast to bf16 first and cublasGemmEx accumulating in fp32), the generic
 // functor launcher, and CUDA-graph recording of whole passes; for the fused
 // path also cuBLASLt epilogues, the reductions of cuda/kernels/ and a side
 // stream for the weight gradients. Implements the
@@ -69,6 +70,11 @@ public:
 
     void gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
               const float* b, int64_t ldb, float* c, int64_t ldc);
+    // With bf16, allocates the scratch the operand casts write (main stream
+    // and side stream each their own), n_a and n_b values; the Engine calls it
+    // after set_precision with its largest operands. A GEMM that outgrows it
+    // outside a capture grows it; inside a capture that is an Error.
+    void reserve_gemm_operands(int64_t n_a, int64_t n_b);
 
     template <class F>
     void for_each(int64_t n, const F& f) {
@@ -151,6 +157,27 @@ public:
     GraphNodes last_recorded_nodes() const { return last_nodes_; }
 
 private:
+    // The bf16 copies of a GEMM's two operands, one pair per stream.
+    struct Bf16Operands {
+        DeviceBuffer<uint16_t> a, b;
+    };
+    struct CastOperands {
+        const void* a;
+        const void* b;
+    };
+    // Casts A and B (their ld x columns spans) into `scratch` on `stream`.
+    CastOperands cast_operands(Bf16Operands& scratch, cudaStream_t stream, Trans ta, Trans tb,
+                               int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                               const float* b, int64_t ldb);
+    const uint16_t* cast_operand(DeviceBuffer<uint16_t>& scratch, cudaStream_t stream,
+                                 const float* src, int64_t n_values);
+    // C = op(A) op(B) on `handle` (bound to `stream`) in the set precision.
+    void gemm_on(cublasHandle_t handle, cudaStream_t stream, Bf16Operands& scratch, Trans ta,
+                 Trans tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                 const float* b, int64_t ldb, float* c, int64_t ldc);
+    // Reallocates to n_values when smaller, after both streams are done with it.
+    void grow_operand(DeviceBuffer<uint16_t>& scratch, int64_t n_values);
+    bool bf16() const { return precision_ == Precision::bf16; }
     void note_fallback(const std::string& why);
     void begin_capture();
     void abort_capture();
@@ -162,6 +189,10 @@ private:
     Stream stream_;
     CublasHandle cublas_;
     DeviceBuffer<uint8_t> cublas_workspace_;
+
+    // bf16: the operand casts' scratch, the main stream's and the side stream's.
+    int64_t reserved_a_ = 0, reserved_b_ = 0;  // reserve_gemm_operands' sizes
+    Bf16Operands main_operands_, side_operands_;
 
     // The fused path. The side stream has its own cuBLAS handle and
     // workspace: its GEMMs may run while the main stream's do.

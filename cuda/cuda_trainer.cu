@@ -1,6 +1,7 @@
 // The CUDA backend's out-of-line parts and the Engine instantiated on it:
 // one of the two translation units nvcc compiles for the trainer (the other
 // is cuda/kernels/reduce.cu, the fused path's reductions).
+#include <algorithm>
 #include <climits>
 #include <vector>
 
@@ -8,6 +9,7 @@
 #include "cuda/kernels/reduce.hpp"
 #include "host/train/engine.hpp"
 #include "host/train/trainer.hpp"
+#include "ops/bf16_cast.hpp"
 
 namespace mlp {
 
@@ -59,28 +61,103 @@ static int checked_int(int64_t v, const char* what) {
     return int(v);
 }
 
+static cublasOperation_t to_op(Trans t) {
+    return t == Trans::N ? CUBLAS_OP_N : CUBLAS_OP_T;
+}
+
 static void sgemm(cublasHandle_t handle, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k,
                   const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc) {
     const float one = 1.0f, zero = 0.0f;
-    CUBLAS_CHECK(cublasSgemm(handle, ta == Trans::N ? CUBLAS_OP_N : CUBLAS_OP_T,
-                             tb == Trans::N ? CUBLAS_OP_N : CUBLAS_OP_T, checked_int(m, "m"),
-                             checked_int(n, "n"), checked_int(k, "k"), &one, a,
-                             checked_int(lda, "lda"), b, checked_int(ldb, "ldb"), &zero, c,
-                             checked_int(ldc, "ldc")));
+    CUBLAS_CHECK(cublasSgemm(handle, to_op(ta), to_op(tb), checked_int(m, "m"), checked_int(n, "n"),
+                             checked_int(k, "k"), &one, a, checked_int(lda, "lda"), b,
+                             checked_int(ldb, "ldb"), &zero, c, checked_int(ldc, "ldc")));
+}
+
+// C (fp32) = op(A) op(B) with A and B bf16 bit patterns, accumulated in fp32.
+static void bf16_gemm(cublasHandle_t handle, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k,
+                      const void* a, int64_t lda, const void* b, int64_t ldb, float* c,
+                      int64_t ldc) {
+    const float one = 1.0f, zero = 0.0f;
+    CUBLAS_CHECK(cublasGemmEx(
+        handle, to_op(ta), to_op(tb), checked_int(m, "m"), checked_int(n, "n"), checked_int(k, "k"),
+        &one, a, CUDA_R_16BF, checked_int(lda, "lda"), b, CUDA_R_16BF, checked_int(ldb, "ldb"),
+        &zero, c, CUDA_R_32F, checked_int(ldc, "ldc"), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+// Values a column-major rows x cols matrix with leading dimension ld spans.
+static int64_t span_of(int64_t rows, int64_t cols, int64_t ld) {
+    return rows > 0 && cols > 0 ? (cols - 1) * ld + rows : 0;
 }
 
 void CudaBackend::gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* a,
                        int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc) {
-    sgemm(cublas_.get(), ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
+    gemm_on(cublas_.get(), stream_.get(), main_operands_, ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
+}
+
+void CudaBackend::gemm_on(cublasHandle_t handle, cudaStream_t stream, Bf16Operands& scratch,
+                          Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* a,
+                          int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc) {
+    if (!bf16()) return sgemm(handle, ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
+    const CastOperands ops = cast_operands(scratch, stream, ta, tb, m, n, k, a, lda, b, ldb);
+    bf16_gemm(handle, ta, tb, m, n, k, ops.a, lda, ops.b, ldb, c, ldc);
+}
+
+CudaBackend::CastOperands CudaBackend::cast_operands(Bf16Operands& scratch, cudaStream_t stream,
+                                                     Trans ta, Trans tb, int64_t m, int64_t n,
+                                                     int64_t k, const float* a, int64_t lda,
+                                                     const float* b, int64_t ldb) {
+    const int64_t n_a = ta == Trans::N ? span_of(m, k, lda) : span_of(k, m, lda);
+    const int64_t n_b = tb == Trans::N ? span_of(k, n, ldb) : span_of(n, k, ldb);
+    return {cast_operand(scratch.a, stream, a, n_a), cast_operand(scratch.b, stream, b, n_b)};
+}
+
+const uint16_t* CudaBackend::cast_operand(DeviceBuffer<uint16_t>& scratch, cudaStream_t stream,
+                                          const float* src, int64_t n_values) {
+    if (scratch.size() < n_values) {
+        cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+        CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+        if (capture != cudaStreamCaptureStatusNone) {
+            throw Error("a bf16 GEMM operand of " + std::to_string(n_values) +
+                        " values does not fit the " + std::to_string(scratch.size()) +
+                        " reserved (reserve_gemm_operands), and nothing may be allocated while "
+                        "a graph is being recorded");
+        }
+        grow_operand(scratch, n_values);
+    }
+    launch_for_each(n_values, Bf16CastFunctor{scratch.data(), src}, max_blocks_, stream);
+    return scratch.data();
+}
+
+void CudaBackend::grow_operand(DeviceBuffer<uint16_t>& scratch, int64_t n_values) {
+    if (scratch.size() >= n_values) return;
+    // Work queued on either stream may still read the old copy.
+    if (scratch.size() > 0) {
+        CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+        CUDA_CHECK(cudaStreamSynchronize(side_stream_.get()));
+    }
+    scratch = DeviceBuffer<uint16_t>(n_values);
+}
+
+void CudaBackend::reserve_gemm_operands(int64_t n_a, int64_t n_b) {
+    reserved_a_ = std::max(reserved_a_, n_a);
+    reserved_b_ = std::max(reserved_b_, n_b);
+    if (!bf16()) return;  // set_precision(bf16) allocates them
+    for (Bf16Operands* ops : {&main_operands_, &side_operands_}) {
+        grow_operand(ops->a, reserved_a_);
+        grow_operand(ops->b, reserved_b_);
+    }
 }
 
 void CudaBackend::set_precision(Precision precision) {
     const bool tf32 = precision == Precision::tf32;
+    // bf16 needs no math mode: cublasGemmEx and cuBLASLt take the operand
+    // types and CUBLAS_COMPUTE_32F per call.
     const cublasMath_t mode = tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
     CUBLAS_CHECK(cublasSetMathMode(cublas_.get(), mode));
     CUBLAS_CHECK(cublasSetMathMode(side_cublas_.get(), mode));
     lt_->set_tf32(tf32);
     precision_ = precision;
+    reserve_gemm_operands(reserved_a_, reserved_b_);
 }
 
 int64_t CudaBackend::relu_mask_bytes(int64_t n_rows, int64_t n_cols) const {
@@ -97,6 +174,13 @@ void CudaBackend::note_fallback(const std::string& why) {
 void CudaBackend::gemm_bias_act(float* z, uint8_t* relu_mask, const float* w, const float* x,
                                 const float* bias, bool relu, int64_t n_out, int64_t n_batch,
                                 int64_t n_in) {
+    // With bf16 the epilogue GEMM reads the cast operands (fp32 bias, D and
+    // accumulation); its fallback runs the bf16 GEMM on the same casts.
+    CastOperands ops{w, x};
+    if (bf16()) {
+        ops = cast_operands(main_operands_, stream_.get(), Trans::T, Trans::N, n_out, n_batch, n_in,
+                            w, n_in, x, n_in);
+    }
     // cuBLASLt reads the bias through a void* attribute; it does not write it here.
     const LtGemm g{relu ? LtEpilogue::relu_aux_bias : LtEpilogue::bias,
                    Trans::T,
@@ -108,17 +192,23 @@ void CudaBackend::gemm_bias_act(float* z, uint8_t* relu_mask, const float* w, co
                    n_in,
                    n_out,
                    z,
-                   w,
-                   x,
+                   ops.a,
+                   ops.b,
                    const_cast<float*>(bias),
                    relu_mask,
-                   relu_mask_ld(n_out)};
+                   relu_mask_ld(n_out),
+                   bf16()};
     std::string why;
     const bool lt = lt_->run(g, stream_.get(), &why);
     if (relu) mask_written_[relu_mask] = lt;
     if (lt) return;
     note_fallback(why);
-    gemm(Trans::T, Trans::N, n_out, n_batch, n_in, w, n_in, x, n_in, z, n_out);
+    if (bf16()) {
+        bf16_gemm(cublas_.get(), Trans::T, Trans::N, n_out, n_batch, n_in, ops.a, n_in, ops.b, n_in,
+                  z, n_out);
+    } else {
+        gemm(Trans::T, Trans::N, n_out, n_batch, n_in, w, n_in, x, n_in, z, n_out);
+    }
     for_each_2d(n_batch, n_out, BiasActFunctor{z, bias, n_out, relu});
 }
 
@@ -128,6 +218,11 @@ void CudaBackend::gemm_drelu_bgrad(float* grad_in, float* grad_bias_in, const fl
                                    int64_t n_out) {
     const auto written = mask_written_.find(relu_mask_in);
     if (written != mask_written_.end() && written->second) {
+        CastOperands ops{w, grad_z};
+        if (bf16()) {
+            ops = cast_operands(main_operands_, stream_.get(), Trans::N, Trans::N, n_in, n_batch,
+                                n_out, w, n_in, grad_z, n_out);
+        }
         const LtGemm g{LtEpilogue::drelu_bgrad,
                        Trans::N,
                        Trans::N,
@@ -138,15 +233,17 @@ void CudaBackend::gemm_drelu_bgrad(float* grad_in, float* grad_bias_in, const fl
                        n_out,
                        n_in,
                        grad_in,
-                       w,
-                       grad_z,
+                       ops.a,
+                       ops.b,
                        grad_bias_in,
                        const_cast<uint8_t*>(relu_mask_in),
-                       relu_mask_ld(n_in)};
+                       relu_mask_ld(n_in),
+                       bf16()};
         std::string why;
         if (lt_->run(g, stream_.get(), &why)) return;
         note_fallback(why);
     }
+    // With bf16 this casts afresh: a fallback, not the path worth saving a cast on.
     gemm(Trans::N, Trans::N, n_in, n_batch, n_out, w, n_in, grad_z, n_out, grad_in, n_in);
     for_each(n_batch * n_in, ReluBackwardFunctor{grad_in, activation_in});
     bias_grad(grad_bias_in, grad_in, n_in, n_batch);
@@ -158,8 +255,9 @@ void CudaBackend::weight_grad(float* grad_w, const float* x, const float* grad_z
     // the input-gradient chain goes on without waiting for these GEMMs.
     CUDA_CHECK(cudaEventRecord(fork_.get(), stream_.get()));
     CUDA_CHECK(cudaStreamWaitEvent(side_stream_.get(), fork_.get(), 0));
-    sgemm(side_cublas_.get(), Trans::N, Trans::T, n_in, n_out, n_batch, x, n_in, grad_z, n_out,
-          grad_w, n_in);
+    // With bf16 the casts go on the side stream too, into its own scratch.
+    gemm_on(side_cublas_.get(), side_stream_.get(), side_operands_, Trans::N, Trans::T, n_in, n_out,
+            n_batch, x, n_in, grad_z, n_out, grad_w, n_in);
     side_pending_ = true;
 }
 

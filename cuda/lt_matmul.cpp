@@ -60,10 +60,9 @@ static void set_pref(cublasLtMatmulPreference_t pref, cublasLtMatmulPreferenceAt
     CUBLASLT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof value));
 }
 
-static LtLayout make_layout(int64_t rows, int64_t cols, int64_t ld) {
+static LtLayout make_layout(cudaDataType_t type, int64_t rows, int64_t cols, int64_t ld) {
     cublasLtMatrixLayout_t layout = nullptr;
-    CUBLASLT_CHECK(
-        cublasLtMatrixLayoutCreate(&layout, CUDA_R_32F, uint64_t(rows), uint64_t(cols), ld));
+    CUBLASLT_CHECK(cublasLtMatrixLayoutCreate(&layout, type, uint64_t(rows), uint64_t(cols), ld));
     return LtLayout(layout);
 }
 
@@ -87,7 +86,8 @@ LtMatmul::~LtMatmul() = default;
 std::unique_ptr<LtMatmul::Plan> LtMatmul::make_plan(const LtGemm& g) const {
     auto plan = std::make_unique<Plan>();
     const std::string shape = std::string(to_string(g.epilogue)) + " GEMM " + std::to_string(g.m) +
-                              " x " + std::to_string(g.n) + " x " + std::to_string(g.k);
+                              " x " + std::to_string(g.n) + " x " + std::to_string(g.k) +
+                              (g.bf16 ? " (bf16 operands)" : "");
     const bool relu_mask = g.epilogue != LtEpilogue::bias;
     if (relu_mask && (!g.aux || g.aux_ld % 128 != 0 || g.aux_ld < g.m)) {
         plan->why = shape +
@@ -100,9 +100,12 @@ std::unique_ptr<LtMatmul::Plan> LtMatmul::make_plan(const LtGemm& g) const {
         plan->why = shape + ": no bias pointer";
         return plan;
     }
+    // bf16 operands accumulate in plain fp32 (tf32 is a rounding of fp32
+    // operands, so it does not apply); the bias keeps D's type, fp32, by default.
+    const cublasComputeType_t compute =
+        tf32_ && !g.bf16 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     cublasLtMatmulDesc_t desc = nullptr;
-    CUBLASLT_CHECK(cublasLtMatmulDescCreate(
-        &desc, tf32_ ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    CUBLASLT_CHECK(cublasLtMatmulDescCreate(&desc, compute, CUDA_R_32F));
     plan->desc = LtMatmulDesc(desc);
     set_desc(desc, CUBLASLT_MATMUL_DESC_TRANSA, to_op(g.ta));
     set_desc(desc, CUBLASLT_MATMUL_DESC_TRANSB, to_op(g.tb));
@@ -112,9 +115,12 @@ std::unique_ptr<LtMatmul::Plan> LtMatmul::make_plan(const LtGemm& g) const {
         set_desc(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, g.aux);
         set_desc(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, g.aux_ld);
     }
-    plan->a = g.ta == Trans::N ? make_layout(g.m, g.k, g.lda) : make_layout(g.k, g.m, g.lda);
-    plan->b = g.tb == Trans::N ? make_layout(g.k, g.n, g.ldb) : make_layout(g.n, g.k, g.ldb);
-    plan->d = make_layout(g.m, g.n, g.ldd);
+    const cudaDataType_t ab = g.bf16 ? CUDA_R_16BF : CUDA_R_32F;
+    plan->a =
+        g.ta == Trans::N ? make_layout(ab, g.m, g.k, g.lda) : make_layout(ab, g.k, g.m, g.lda);
+    plan->b =
+        g.tb == Trans::N ? make_layout(ab, g.k, g.n, g.ldb) : make_layout(ab, g.n, g.k, g.ldb);
+    plan->d = make_layout(CUDA_R_32F, g.m, g.n, g.ldd);
 
     cublasLtMatmulPreference_t raw_pref = nullptr;
     CUBLASLT_CHECK(cublasLtMatmulPreferenceCreate(&raw_pref));
@@ -160,7 +166,8 @@ bool LtMatmul::run(const LtGemm& g, cudaStream_t stream, std::string* why) {
                   g.bias,
                   g.aux,
                   g.aux_ld,
-                  tf32_};
+                  tf32_,
+                  g.bf16};
     auto it = plans_.find(key);
     if (it == plans_.end()) it = plans_.emplace(key, make_plan(g)).first;
     const Plan& plan = *it->second;

@@ -54,17 +54,20 @@ const char* to_string(LtEpilogue e);
 // cuBLASLt wants aux_ld a multiple of 128 and at least the rows of D.
 int64_t relu_mask_ld(int64_t n_rows);
 
-// One column-major fp32 GEMM D (m x n) = op(A) op(B) with its epilogue.
+// One column-major GEMM D (m x n) = op(A) op(B) with its epilogue. D, the
+// bias and the accumulation are fp32; A and B are fp32, or bf16 bit patterns
+// (ops/bf16_cast.hpp) with `bf16` set.
 struct LtGemm {
     LtEpilogue epilogue;
     Trans ta, tb;
     int64_t m, n, k, lda, ldb, ldd;
     float* d;
-    const float* a;
-    const float* b;
+    const void* a;
+    const void* b;
     void* bias;  // read by bias and relu_aux_bias, written by drelu_bgrad
     void* aux;   // the ReLU mask: written by relu_aux_bias, read by drelu_bgrad
     int64_t aux_ld;
+    bool bf16 = false;  // A and B are bf16 (CUDA_R_16BF)
 };
 
 class LtMatmul {
@@ -86,8 +89,9 @@ public:
 
 private:
     struct Plan;
-    using Key = std::tuple<int, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                           uint32_t, uint32_t, uint32_t, const void*, const void*, int64_t, bool>;
+    using Key =
+        std::tuple<int, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, uint32_t,
+                   uint32_t, uint32_t, const void*, const void*, int64_t, bool, bool>;
     std::unique_ptr<Plan> make_plan(const LtGemm& g) const;
 
     LtHandle handle_;

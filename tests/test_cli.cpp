@@ -141,6 +141,9 @@ TEST_F(Cli, KernelsAndPrecisionAreRecordedAndFusedEqualsGenericOnTheCpu) {
     const auto tf32 = run({"train", "--data", data(), "--device", "cpu", "--precision", "tf32"});
     EXPECT_EQ(tf32.code, 1);
     EXPECT_THAT(tf32.err, HasSubstr("tf32 needs the CUDA backend"));
+    const auto bf16 = run({"train", "--data", data(), "--device", "cpu", "--precision", "bf16"});
+    EXPECT_EQ(bf16.code, 1);
+    EXPECT_THAT(bf16.err, HasSubstr("bf16 needs the CUDA backend"));
     const auto bad = run({"train", "--data", data(), "--device", "cpu", "--kernels", "fast"});
     EXPECT_EQ(bad.code, 2);
     EXPECT_THAT(bad.err, HasSubstr("--kernels"));
@@ -373,6 +376,9 @@ TEST_F(Cli, HelpExitsZero) {
     EXPECT_THAT(r.out, HasSubstr("cuda:N"));
     EXPECT_THAT(r.out, HasSubstr("fashion-mnist"));
     EXPECT_THAT(r.out, HasSubstr("--classes"));
+    EXPECT_THAT(r.out, HasSubstr("--precision"));
+    EXPECT_THAT(r.out, HasSubstr("bf16 (CUDA: bf16 GEMM operands, fp32 accumulation and master "
+                                 "weights)"));
 }
 
 }  // namespace

@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <vector>
 
 #include "host/cpu/cpu_backend.hpp"
+#include "ops/bf16_cast.hpp"
 #include "ops/bias_act.hpp"
 #include "ops/bias_grad.hpp"
 #include "ops/gather.hpp"
@@ -230,6 +232,71 @@ TEST(SgdUpdate, SubtractsScaledGradient) {
     EXPECT_FLOAT_EQ(p[0], 0.95f);
     EXPECT_FLOAT_EQ(p[1], -1.9f);
     EXPECT_FLOAT_EQ(p[2], 0.5f);
+}
+
+float float_of_bits(uint32_t u) {
+    float x = 0.0f;
+    std::memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+// The host side of the bf16 operand cast (the device runs __float2bfloat16_rn):
+// round to nearest, ties to even, on known bit patterns.
+TEST(Bf16Cast, RoundsToNearestEven) {
+    struct Case {
+        uint32_t in;
+        uint16_t out;
+    };
+    const Case cases[] = {
+        {0x3f800000u, 0x3f80u},  // 1 is exact
+        {0x3f808000u, 0x3f80u},  // 1 + 2^-8: a tie, kept even (down)
+        {0x3f818000u, 0x3f82u},  // a tie above an odd pattern goes up to even
+        {0x3f808001u, 0x3f81u},  // just above the tie: up
+        {0x3f807fffu, 0x3f80u},  // just below: down
+        {0xbf808001u, 0xbf81u},  // the same for negatives (by magnitude)
+        {0x3fffffffu, 0x4000u},  // a carry into the exponent
+        {0x00000000u, 0x0000u},  // +0
+        {0x80000000u, 0x8000u},  // -0 keeps its sign
+        {0x00018000u, 0x0002u},  // a subnormal tie over an odd pattern: up to even
+        {0x7f800000u, 0x7f80u},  // +infinity
+        {0xff800000u, 0xff80u},  // -infinity
+        {0x7f7fffffu, 0x7f80u},  // FLT_MAX rounds past the largest bf16: infinity
+        {0x7f7f7fffu, 0x7f7fu},  // the largest bf16 stays
+    };
+    for (const Case& c : cases) {
+        EXPECT_EQ(float_to_bf16_bits(float_of_bits(c.in)), c.out) << std::hex << c.in;
+    }
+    EXPECT_EQ(bf16_bits_to_float(0x3f80u), 1.0f);
+    EXPECT_EQ(bf16_bits_to_float(0xc040u), -3.0f);
+    // pi: 0x40490fdb -> 0x4049 (3.140625), the nearest bf16.
+    EXPECT_EQ(bf16_bits_to_float(float_to_bf16_bits(3.14159265f)), 3.140625f);
+}
+
+TEST(Bf16Cast, NanStaysNan) {
+    // A payload only in the low half would truncate to infinity; it must stay NaN.
+    for (uint32_t u : {0x7fc00000u, 0x7f800001u, 0xff800001u, 0x7fffffffu, 0xffc00000u}) {
+        const uint16_t b = float_to_bf16_bits(float_of_bits(u));
+        EXPECT_TRUE(std::isnan(bf16_bits_to_float(b))) << std::hex << u << " -> " << b;
+        EXPECT_EQ(b & 0x8000u, (u >> 16) & 0x8000u) << std::hex << u;  // sign kept
+    }
+    EXPECT_TRUE(std::isnan(
+        bf16_bits_to_float(float_to_bf16_bits(std::numeric_limits<float>::quiet_NaN()))));
+}
+
+// The functor over a range, as the CUDA backend runs it before a bf16 GEMM:
+// every value within half a bf16 ulp (at most 2^-8 relative), bf16 values exact.
+TEST(Bf16Cast, FunctorCastsEveryValue) {
+    const int64_t n = 100000;  // above the CPU backend's parallel threshold
+    std::vector<float> src(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) src[size_t(i)] = std::sin(float(i)) * float(1 + i % 1000);
+    std::vector<uint16_t> dst(static_cast<size_t>(n), 0xffffu);
+    CpuBackend be;
+    be.for_each(n, Bf16CastFunctor{dst.data(), src.data()});
+    for (int64_t i = 0; i < n; ++i) {
+        const float x = src[size_t(i)], y = bf16_bits_to_float(dst[size_t(i)]);
+        ASSERT_LE(std::abs(y - x), std::ldexp(std::abs(x), -8)) << i;
+        ASSERT_EQ(float_to_bf16_bits(y), dst[size_t(i)]) << i;  // a bf16 value is a fixed point
+    }
 }
 
 TEST(CpuBackend, ParallelForEachCoversEveryIndexOnce) {

@@ -138,7 +138,7 @@ TEST(FusedCpu, NonFiniteStepsAreGuardedLikeGeneric) {
 
 TEST(FusedCpu, CpuRefusesTensorCorePrecisions) {
     const Dataset data = test::synthetic_dataset(10, 5, 4, 5, 3);
-    for (Precision p : {Precision::tf32}) {
+    for (Precision p : {Precision::tf32, Precision::bf16}) {
         TrainerOptions options;
         options.precision = p;
         try {
@@ -157,9 +157,11 @@ TEST(KernelOptions, NamesRoundTripAndUnknownNamesAreRefused) {
     for (KernelPath k : {KernelPath::generic, KernelPath::fused}) {
         EXPECT_EQ(parse_kernel_path(to_string(k)), k);
     }
-    for (Precision p : {Precision::fp32, Precision::tf32}) {
+    for (Precision p : {Precision::fp32, Precision::tf32, Precision::bf16}) {
         EXPECT_EQ(parse_precision(to_string(p)), p);
     }
+    EXPECT_EQ(to_string(Precision::bf16), "bf16");
+    EXPECT_NE(name_list_with_help(k_precisions).find("bf16"), std::string::npos);
     EXPECT_THROW(parse_kernel_path("fast"), UsageError);
     EXPECT_THROW(parse_precision("fp16"), UsageError);
     EXPECT_EQ(TrainerOptions{}.kernels, KernelPath::generic);

@@ -168,6 +168,28 @@ TEST(ResumeConfig, TakesEveryTrainingFlagFromTheCheckpoint) {
     EXPECT_EQ(c.save_model_path, "out.safetensors");
 }
 
+// Every precision is written by name and read back by a resumed run; a
+// checkpoint of one precision does not resume in another.
+TEST(RunMetadata, PrecisionIsRecordedAndReadBack) {
+    for (Precision p : {Precision::fp32, Precision::tf32, Precision::bf16}) {
+        TrainConfig run;
+        run.precision = p;
+        const auto saved = training_metadata(run, fingerprinted("mnist", 1), 2);
+        EXPECT_EQ(saved.at("precision"), to_string(p));
+        TrainConfig parsed;
+        const TrainConfig c = resume_config(saved, parsed, {}, "c.safetensors");
+        EXPECT_EQ(c.precision, p);
+    }
+    TrainConfig bf16;
+    bf16.precision = Precision::bf16;
+    const auto saved = training_metadata(bf16, fingerprinted("mnist", 1), 2);
+    EXPECT_EQ(saved.at("precision"), "bf16");
+    TrainConfig fp32 = bf16;
+    fp32.precision = Precision::fp32;
+    EXPECT_THAT(resume_error(saved, training_metadata(fp32, fingerprinted("mnist", 1), 2)),
+                HasSubstr("precision"));
+}
+
 TEST(ResumeConfig, GivenFlagsMustMatchExceptThoseThatMayChange) {
     const TrainConfig run = adamw_onecycle();
     const auto saved = training_metadata(run, fingerprinted("mnist", 1), 2);

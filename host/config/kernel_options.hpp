@@ -7,8 +7,10 @@
 // there. generic stays the default until a GPU run has passed the GPU tests with fused and
 // measured it faster.
 //
-// fp32 is the default everywhere. tf32 is CUDA-only: tensor-core GEMMs with fp32
-// accumulation; weights, gradients and optimizer state stay fp32.
+// fp32 is the default everywhere. tf32 and bf16 are CUDA-only: tf32 runs the GEMMs on tensor
+// cores with fp32 accumulation; bf16 rounds each GEMM's two operands to bfloat16
+// (ops/bf16_cast.hpp) and accumulates in fp32 into fp32 outputs. In both the weights, gradients
+// and optimizer state stay fp32 (the master weights).
 #pragma once
 
 #include <string>
@@ -18,7 +20,7 @@
 namespace mlp {
 
 enum class KernelPath { generic, fused };
-enum class Precision { fp32, tf32 };
+enum class Precision { fp32, tf32, bf16 };
 
 constexpr NamedChoice<KernelPath> k_kernel_paths[] = {
     {"generic", KernelPath::generic, "one functor per operation, the oracle"},
@@ -28,6 +30,7 @@ constexpr NamedChoice<KernelPath> k_kernel_paths[] = {
 constexpr NamedChoice<Precision> k_precisions[] = {
     {"fp32", Precision::fp32, ""},
     {"tf32", Precision::tf32, "CUDA: tensor-core GEMMs, fp32 accumulation"},
+    {"bf16", Precision::bf16, "CUDA: bf16 GEMM operands, fp32 accumulation and master weights"},
 };
 
 inline std::string to_string(KernelPath k) { return entry_of(k_kernel_paths, k).name; }

@@ -57,7 +57,7 @@ struct TrainConfig {
     std::string device = "auto";    // parse_device() (host/device/device.hpp) reads it
     bool use_graph = true;          // CUDA: replay a recorded epoch
     KernelPath kernels = KernelPath::generic;  // --kernels generic|fused
-    Precision precision = Precision::fp32;     // --precision fp32|tf32 (tf32: CUDA only)
+    Precision precision = Precision::fp32;     // --precision fp32|tf32|bf16 (CUDA: tf32, bf16)
     int threads = 0;                // CPU threads; 0 = library default
     std::string metrics_path;       // JSON lines, one object per epoch
     std::string save_model_path;    // safetensors written at the end

@@ -89,6 +89,9 @@ public:
         }
         run_gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
     }
+    // Scratch for GEMM operands in another type (bf16 on CUDA); the CPU
+    // computes in fp32 only (set_precision), so it needs none.
+    void reserve_gemm_operands(int64_t, int64_t) {}
 
     template <class F>
     void for_each(int64_t n, const F& f) {

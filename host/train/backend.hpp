@@ -11,6 +11,9 @@
 //   void gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k,
 //             const float* a, int64_t lda, const float* b, int64_t ldb,
 //             float* c, int64_t ldc);           // C = op(A) op(B), column-major
+//   void reserve_gemm_operands(int64_t n_a, int64_t n_b);
+//                                                 // room for the largest A and B (values,
+//                                                 // ld x columns) any later gemm gets
 //   template <class F> void for_each(int64_t n, const F& f);   // f(i), i in [0, n)
 //   template <class F> void for_each_2d(int64_t n_rows, int64_t n_cols, const F& f);
 //                                                 // f(r, c) over rows x cols, c fastest
@@ -35,6 +38,10 @@
 // capture refuses them. time_seconds runs body and returns how long its work
 // took where it ran (CUDA events on the stream, a steady clock on the CPU),
 // for benchmarks.
+// reserve_gemm_operands is called once, after set_precision and before any
+// recording: a backend whose precision casts the operands (bf16 on CUDA)
+// allocates the scratch for the cast copies there, since nothing may be
+// allocated while a CUDA graph is captured; the others do nothing.
 //
 // check_backend<B>() asserts the members above at compile time, one
 // static_assert per member, so a backend that misses one fails to build on
@@ -98,6 +105,13 @@ struct has_gemm<
     B, std::void_t<decltype(std::declval<B&>().gemm(
            Trans::N, Trans::T, int64_t(), int64_t(), int64_t(), std::declval<const float*>(),
            int64_t(), std::declval<const float*>(), int64_t(), std::declval<float*>(), int64_t()))>>
+    : std::true_type {};
+
+template <class B, class = void>
+struct has_reserve_gemm_operands : std::false_type {};
+template <class B>
+struct has_reserve_gemm_operands<
+    B, std::void_t<decltype(std::declval<B&>().reserve_gemm_operands(int64_t(), int64_t()))>>
     : std::true_type {};
 
 template <class B, class = void>
@@ -175,6 +189,8 @@ constexpr bool check_backend() {
                   "Backend needs copy_to_device(T*, const T*, int64_t) and copy_to_host");
     static_assert(has_gemm<B>::value,
                   "Backend needs gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc)");
+    static_assert(has_reserve_gemm_operands<B>::value,
+                  "Backend needs reserve_gemm_operands(int64_t n_a, int64_t n_b)");
     static_assert(has_for_each<B>::value, "Backend needs for_each(int64_t, const F&)");
     static_assert(has_for_each_2d<B>::value,
                   "Backend needs for_each_2d(int64_t, int64_t, const F&)");

@@ -109,6 +109,7 @@ public:
         sample_loss_ = be_.template alloc<float>(n_max);
         sample_pred_ = be_.template alloc<uint8_t>(n_max);
         be_.set_precision(options.precision);
+        reserve_gemm_operands();
         if (options.kernels == KernelPath::fused) alloc_fused();
     }
 
@@ -291,6 +292,20 @@ private:
                         " shift values, expected 2 per training sample (" +
                         std::to_string(2 * train_.n) + ")");
         }
+    }
+
+    // The largest operands the step's GEMMs get, for a backend that casts
+    // them (bf16): A is a weight matrix or a layer's input, B a layer's input
+    // or an output gradient, each at most capacity_ samples wide.
+    void reserve_gemm_operands() {
+        int64_t n_weights = 0;
+        for (int l = 0; l < shape_.n_layers(); ++l) {
+            n_weights = std::max(n_weights, shape_.n_in(l) * shape_.n_out(l));
+        }
+        int64_t widest = 0;  // inputs included: act_[0] is the forward's first B
+        for (int64_t width : shape_.sizes()) widest = std::max(widest, width);
+        const int64_t n_act = capacity_ * widest;
+        be_.reserve_gemm_operands(std::max(n_weights, n_act), n_act);
     }
 
     float* weight(int l) { return params_.data() + shape_.weight_offset(l); }

@@ -24,7 +24,7 @@ struct TrainerOptions {
     OptimizerConfig optimizer;  // the update rule; its state lives in the trainer
     NanPolicy on_nan = NanPolicy::stop;  // a step with a non-finite loss or gradient
     KernelPath kernels = KernelPath::generic;  // host/config/kernel_options.hpp
-    Precision precision = Precision::fp32;     // tf32: CUDA only
+    Precision precision = Precision::fp32;     // tf32, bf16: CUDA only
 };
 
 // Everything an epoch of training depends on besides the trainer's state,
