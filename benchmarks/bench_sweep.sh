@@ -2,7 +2,7 @@
 # The CPU sweep case: N models of the default configuration (seeds 1..N, batch 64) trained
 # by one `mlptrain sweep` against N sequential `mlptrain train` runs, in one run, on the
 # same data. Prints both wall times, the training-pass times, and their ratios (the
-# target of issue 12: sweep <= 0.55x sequential for N = 8 on 2 cores), and checks that
+# target: sweep <= 0.55x sequential for N = 8 on 2 cores), and checks that
 # every sweep model ended with the test accuracy of its train run.
 #
 #   benchmarks/bench_sweep.sh [--models N] [--epochs E] [--data DIR] [--mlptrain BIN]

@@ -5,7 +5,7 @@
 #
 #   benchmarks/compare.sh [--device cpu|cuda] [--quick] [--data DIR] [--out DIR]
 #                         [--batch-sizes LIST] [--epochs N] [--no-torch] [--no-compile]
-#                         [--build-dir DIR]
+#                         [--build-dir DIR] [--no-sweep]
 #
 #   --device       cpu: mlptrain's CPU backend against NumPy (the notebook's float64 code and
 #                  the float32 variant) and PyTorch eager / torch.compile on the CPU;
@@ -17,6 +17,8 @@
 #                  data/mnist, else Fashion-MNIST from /usr/share/datasets/fashion-mnist
 #   --out DIR      where the JSON results, logs and table go (default out/bench-DATE-TIME)
 #   --no-torch     NumPy only (no torch install); --no-compile leaves out torch.compile
+#   --no-sweep     leaves out the sweep case (CPU: benchmarks/bench_sweep.sh, 8 models of the
+#                  default config in one `mlptrain sweep` against 8 sequential `train` runs)
 #   --build-dir    where to build mlptrain-bench (default build-bench-cpu, -DMLPTRAIN_CUDA=OFF;
 #                  or build-bench-cuda)
 #
@@ -49,6 +51,7 @@ batch_sizes=""
 epochs=""
 torch=1
 compile=1
+sweep=1
 build_dir=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -65,6 +68,7 @@ while [ $# -gt 0 ]; do
     --epochs=*) epochs="${1#*=}"; shift ;;
     --no-torch) torch=0; shift ;;
     --no-compile) compile=0; shift ;;
+    --no-sweep) sweep=0; shift ;;
     --build-dir) [ $# -ge 2 ] || die "--build-dir needs a folder"; build_dir="$2"; shift 2 ;;
     --build-dir=*) build_dir="${1#*=}"; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -136,7 +140,7 @@ command -v ninja >/dev/null 2>&1 && [ ! -f "$build_dir/CMakeCache.txt" ] && gene
 echo "compare.sh: building mlptrain-bench in $build_dir (log: $out/logs/build.log)"
 if ! { cmake -S "$root" -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
          -DMLPTRAIN_CUDA=$cuda_flag -DMLPTRAIN_TESTS=OFF &&
-       cmake --build "$build_dir" --target mlptrain-bench -j "$(nproc)"; } >"$out/logs/build.log" 2>&1; then
+       cmake --build "$build_dir" --target mlptrain-bench mlptrain -j "$(nproc)"; } >"$out/logs/build.log" 2>&1; then
   tail -20 "$out/logs/build.log" >&2
   echo "compare.sh: error: the build failed (log: $out/logs/build.log)" >&2
   exit 1
@@ -269,6 +273,18 @@ with open(path, "w") as f:
 EOF
 echo
 python3 "$here/compare_table.py" "$out" --markdown
+# --- the sweep case --------------------------------------------------------------------------
+# On the CPU: many models in one process against as many processes, in this same run. (On
+# CUDA a sweep runs its models one after another today, so there is no case to time yet.)
+if [ "$sweep" = 1 ] && [ "$device" = cpu ]; then
+  echo
+  if ! "$here/bench_sweep.sh" --mlptrain "$build_dir/mlptrain" --data "$data" \
+       --out "$out/sweep" >"$out/logs/sweep.log" 2>&1; then
+    echo "FAILED sweep (log: $out/logs/sweep.log)"
+    failed=1
+  fi
+  tail -n 12 "$out/logs/sweep.log"
+fi
 echo
 echo "compare.sh: done in $(( $(date +%s) - start )) s; results, logs and table.md in $out"
 if [ "$failed" = 1 ]; then
