@@ -375,7 +375,8 @@ TEST_F(Sweep, EnsembleEvalAndPredictAverageTheMembers) {
         const auto r = run(args);
         EXPECT_EQ(r.code, 0) << r.err;
         std::map<int, double> p;
-        for (const auto& t : nlohmann::json::parse(r.out)[0]["top"]) {
+        const nlohmann::json parsed = nlohmann::json::parse(r.out);
+        for (const auto& t : parsed[0]["top"]) {
             p[t["class"].get<int>()] = t["probability"].get<double>();
         }
         return p;
