@@ -288,11 +288,19 @@ void CudaBackend::begin_capture() {
     CUDA_CHECK(cudaStreamBeginCapture(stream_.get(), cudaStreamCaptureModeThreadLocal));
 }
 
+// The error path of a recording whose body threw: the first error is already on its way to
+// the caller, so these calls report nothing more, but they leave the streams usable. A side
+// stream forked into the capture must be joined back before the capture can end.
 void CudaBackend::abort_capture() {
+    if (side_pending_) {
+        (void)cudaEventRecord(join_.get(), side_stream_.get());
+        (void)cudaStreamWaitEvent(stream_.get(), join_.get(), 0);
+        side_pending_ = false;
+    }
     cudaGraph_t graph = nullptr;
-    cudaStreamEndCapture(stream_.get(), &graph);
-    if (graph) cudaGraphDestroy(graph);
-    cudaGetLastError();
+    (void)cudaStreamEndCapture(stream_.get(), &graph);
+    if (graph) (void)cudaGraphDestroy(graph);
+    (void)cudaGetLastError();
 }
 
 GraphExec CudaBackend::end_capture() {

@@ -30,55 +30,12 @@
 #include "ops/relu_backward.hpp"
 #include "ops/sgd_update.hpp"
 #include "ops/softmax_xent.hpp"
+#include "gpu/gpu_status.hpp"
 #include "reference_mlp.hpp"
 #include "synthetic.hpp"
 
 namespace mlp {
 namespace {
-
-// Why this machine should have a usable GPU, or "" where nothing says so.
-std::string gpu_expected_because() {
-    const char* env = std::getenv("MLPTRAIN_REQUIRE_GPU");
-    if (env && *env && std::string(env) != "0") return "MLPTRAIN_REQUIRE_GPU=" + std::string(env);
-    std::string listed;
-    if (FILE* smi = popen("nvidia-smi -L 2>/dev/null", "r")) {
-        char line[512];
-        while (std::fgets(line, sizeof line, smi)) {
-            if (listed.empty() && std::string(line).rfind("GPU ", 0) == 0) listed = line;
-        }
-        pclose(smi);
-    }
-    while (!listed.empty() && (listed.back() == '\n' || listed.back() == '\r')) listed.pop_back();
-    return listed.empty() ? "" : "nvidia-smi lists " + listed;
-}
-
-// Probed once per process: whether the tests can run, and if not whether that is a skip.
-struct GpuStatus {
-    CudaDeviceInfo info;
-    std::string expected_because;
-};
-
-const GpuStatus& gpu_status() {
-    static const GpuStatus status = [] {
-        GpuStatus s;
-        s.info = probe_cuda_device();
-        if (!s.info.usable) s.expected_because = gpu_expected_because();
-        return s;
-    }();
-    return status;
-}
-
-#define REQUIRE_GPU()                                                                    \
-    do {                                                                                 \
-        const GpuStatus& gpu_ = gpu_status();                                            \
-        if (!gpu_.info.usable && !gpu_.expected_because.empty()) {                       \
-            FAIL() << "no usable CUDA device although " << gpu_.expected_because << ": " \
-                   << gpu_.info.reason;                                                  \
-        }                                                                                \
-        if (!gpu_.info.usable) {                                                         \
-            GTEST_SKIP() << "no usable CUDA device: " << gpu_.info.reason;               \
-        }                                                                                \
-    } while (0)
 
 bool starts_with_any(const std::string& name, std::initializer_list<const char*> prefixes) {
     for (const char* p : prefixes) {
@@ -353,13 +310,14 @@ TEST(CudaEndToEnd, MnistDefaultRunReaches97Percent) {
     REQUIRE_GPU();
     const char* env = std::getenv("MLPTRAIN_MNIST_DIR");
     const std::string dir = env && *env ? env : std::string(MLPTRAIN_SOURCE_DIR) + "/../shared/data/mnist";
-    if (!has_dataset_files(dir)) GTEST_SKIP() << "no MNIST files in " << dir;
+    REQUIRE_DATA(dir, "MNIST");
     EXPECT_GE(gpu_final_accuracy(dir), 97.0);
 }
 
 TEST(CudaEndToEnd, FashionMnistDefaultRunReaches86Percent) {
     REQUIRE_GPU();
     const std::string dir = "/usr/share/datasets/fashion-mnist";
+    // The GPU check carries MNIST only; Fashion-MNIST is Debian's package, absent there.
     if (!has_dataset_files(dir)) GTEST_SKIP() << "no Fashion-MNIST files in " << dir;
     EXPECT_GE(gpu_final_accuracy(dir), 86.0);
 }

@@ -24,17 +24,12 @@
 #include "host/train/trainer.hpp"
 #include "ops/bf16_cast.hpp"
 #include "ops/step_guard.hpp"
+#include "gpu/gpu_status.hpp"
 #include "reference_mlp.hpp"
 #include "synthetic.hpp"
 
 namespace mlp {
 namespace {
-
-#define REQUIRE_GPU()                                                                 \
-    do {                                                                              \
-        const CudaDeviceInfo info_ = probe_cuda_device();                             \
-        if (!info_.usable) GTEST_SKIP() << "no usable CUDA device: " << info_.reason; \
-    } while (0)
 
 std::vector<float> random_floats(int64_t n, uint64_t seed, float scale = 1.0f) {
     Rng rng(seed, 99);
@@ -585,7 +580,7 @@ TEST(FusedEndToEnd, MnistDefaultRunReaches97_5PercentInEachPrecision) {
     const char* env = std::getenv("MLPTRAIN_MNIST_DIR");
     const std::string dir =
         env && *env ? env : std::string(MLPTRAIN_SOURCE_DIR) + "/../shared/data/mnist";
-    if (!has_dataset_files(dir)) GTEST_SKIP() << "no MNIST files in " << dir;
+    REQUIRE_DATA(dir, "MNIST");
     const Dataset data = load_dataset(dir, "mnist");
     for (Precision p : {Precision::fp32, Precision::tf32, Precision::bf16}) {
         for (KernelPath k : {KernelPath::generic, KernelPath::fused}) {
