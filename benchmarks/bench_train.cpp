@@ -229,7 +229,7 @@ static int bench_main(int argc, char** argv) {
     app.add_option("--test-samples", config.data.test_samples,
                    "use only the first N test samples (0: all)")
         ->check(CLI::NonNegativeNumber);
-    app.add_option("--device", config.device, k_device_help)->capture_default_str();
+    app.add_option("--device", config.device, device_help())->capture_default_str();
     app.add_option("--batch-sizes", batch_text, "comma-separated batch sizes")
         ->capture_default_str();
     app.add_option("--hidden", hidden_text, "hidden layer widths")->capture_default_str();

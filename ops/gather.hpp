@@ -7,7 +7,7 @@
 // Augmentation: with a shift table, the sample at position q of the epoch
 // order is translated by (dx, dy) = (shifts[2q], shifts[2q + 1]) pixels, right
 // and down for positive values; pixels shifted in from outside are 0. The
-// table is drawn on the host per epoch (host/rng.hpp) and uploaded with the
+// table is drawn on the host per epoch (host/base/rng.hpp) and uploaded with the
 // order, so a recorded epoch replays with new shifts.
 #pragma once
 

@@ -1,7 +1,7 @@
 // The per-step scalars of a parameter update. A schedule changes the learning
 // rate every step and Adam's bias correction depends on the global step count,
 // so these cannot be launch arguments of a recorded epoch: the host computes
-// them in double for every step of the coming epoch (host/optimizer.hpp) and
+// them in double for every step of the coming epoch (host/config/optimizer.hpp) and
 // uploads the table with the epoch order; step k's update reads entry k.
 #pragma once
 

@@ -15,7 +15,7 @@ namespace mlp::test {
 
 struct ReferenceMlp {
     ModelShape shape;
-    std::vector<double> params;  // flat layout of host/model.hpp
+    std::vector<double> params;  // flat layout of host/model/model.hpp
 
     double weight(int l, int64_t o, int64_t i) const {
         return params[size_t(shape.weight_offset(l) + o * shape.n_in(l) + i)];

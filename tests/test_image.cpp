@@ -1,5 +1,5 @@
 // PNG decoding to grayscale for every colour type and bit depth, alpha, bad files, resizing,
-// padding and polarity (host/image.hpp).
+// padding and polarity (host/data/image.hpp).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// Inference with a saved model (host/predict.hpp) and `mlptrain predict`: probabilities against
+// Inference with a saved model (host/model/predict.hpp) and `mlptrain predict`: probabilities against
 // the reference network, metadata handling, top-k, and pictures of test samples (upscaled,
 // inverted, in several PNG flavours) classified as the samples themselves are.
 #include <gmock/gmock.h>

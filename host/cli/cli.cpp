@@ -68,7 +68,7 @@ void add_data_options(CLI::App* cmd, DataConfig& data) {
 }
 
 void add_device_option(CLI::App* cmd, std::string& device) {
-    cmd->add_option("--device", device, k_device_help)->capture_default_str();
+    cmd->add_option("--device", device, device_help())->capture_default_str();
 }
 
 void check_device_flag(const std::string& device) {

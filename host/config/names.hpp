@@ -1,6 +1,6 @@
-// Name tables: each enumerated choice (optimizer, schedule, data set, --on-nan policy) is
-// spelled in one constexpr table whose entries have at least `name` and `help`, and `value`
-// where the choice is an enum. Parsing, printing, the --help text and the checks all read that
+// Name tables: each enumerated choice (optimizer, schedule, data set, --on-nan, --kernels,
+// --precision, --device) is spelled in one constexpr table whose entries have at least `name`
+// and `help`, and `value` where the choice is an enum. Parsing, printing, the --help text and the checks all read that
 // table, so an entry cannot be added in one place and forgotten in another.
 #pragma once
 

@@ -15,24 +15,21 @@ std::string CudaDeviceInfo::describe() const {
 
 DeviceSpec parse_device(const std::string& name) {
     DeviceSpec spec;
-    if (name == "auto") return spec;
-    if (name == "cpu") {
-        spec.kind = DeviceSpec::Kind::cpu;
-        return spec;
-    }
-    if (name == "cuda") {
-        spec.kind = DeviceSpec::Kind::cuda;
-        return spec;
-    }
-    const std::string prefix = "cuda:";
+    const std::string cuda = entry_of(k_devices, DeviceKind::cuda).name;
+    const std::string prefix = cuda + ":";
     if (name.compare(0, prefix.size(), prefix) == 0 && name.size() > prefix.size() &&
         name.size() <= prefix.size() + 4 &&
         name.find_first_not_of("0123456789", prefix.size()) == std::string::npos) {
-        spec.kind = DeviceSpec::Kind::cuda;
+        spec.kind = DeviceKind::cuda;
         spec.index = std::stoi(name.substr(prefix.size()));
         return spec;
     }
-    throw UsageError("--device", "'" + name + "' is not a device (" + k_device_help + ")");
+    const auto* entry = find_name(k_devices, name);
+    if (entry == nullptr) {
+        throw UsageError("--device", "'" + name + "' is not a device (" + device_help() + ")");
+    }
+    spec.kind = entry->value;
+    return spec;
 }
 
 DeviceChoice choose_device(const std::string& name) {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "host/config/names.hpp"
 #include "host/train/trainer.hpp"
 
 namespace mlp {
@@ -32,12 +33,20 @@ CudaDeviceInfo probe_cuda_device(int index = 0);
 // True in a build that has the CUDA backend compiled in.
 bool built_with_cuda();
 
-// --device: "auto" (the first GPU when one is usable, else the CPU), "cpu",
-// "cuda" (GPU 0) or "cuda:N".
-constexpr const char* k_device_help = "auto, cpu, cuda or cuda:N (GPU N)";
+enum class DeviceKind { auto_, cpu, cuda };
+
+// --device names; "cuda" also takes ":N", GPU N (names.hpp).
+constexpr NamedChoice<DeviceKind> k_devices[] = {
+    {"auto", DeviceKind::auto_, "GPU 0 when one is usable, else the CPU"},
+    {"cpu", DeviceKind::cpu, ""},
+    {"cuda", DeviceKind::cuda, "GPU 0; cuda:N for GPU N"},
+};
+// The --device help text, from the table.
+inline std::string device_help() { return name_list_with_help(k_devices); }
 
 struct DeviceSpec {
-    enum class Kind { auto_, cpu, cuda } kind = Kind::auto_;
+    using Kind = DeviceKind;
+    Kind kind = Kind::auto_;
     int index = 0;  // cuda:N
 };
 

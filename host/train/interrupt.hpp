@@ -1,7 +1,7 @@
 // SIGINT and SIGTERM during training: the handler only records the signal;
 // the training loop looks at it where the host is between steps (every step
 // on the CPU and with --no-graph, between epochs when a recorded epoch is
-// replayed), writes a checkpoint and ends the run (host/train_loop.cpp).
+// replayed), writes a checkpoint and ends the run (host/train/train_loop.cpp).
 #pragma once
 
 #include <exception>

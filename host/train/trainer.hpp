@@ -29,7 +29,7 @@ struct TrainerOptions {
 
 // Everything an epoch of training depends on besides the trainer's state,
 // decided on the host before the epoch starts (make_epoch_plan() in
-// host/train_loop.hpp derives it from the config and the epoch index).
+// host/train/train_loop.hpp derives it from the config and the epoch index).
 struct EpochPlan {
     std::vector<int32_t> perm;   // order of the training samples
     std::vector<double> lr;      // learning rate of every step: ceil(n_train / batch) values

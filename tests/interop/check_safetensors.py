@@ -42,7 +42,7 @@ def main():
         compare("torch", torch_probabilities(fixture), fixture)
     else:
         print("torch is not installed here (PyPI's wheel brings ~2.5 GB of CUDA libraries); "
-              "using NumPy, as the issue allows")
+              "using NumPy, as the project allows where torch is not installed")
     logits = forward_numpy(fixture.model, fixture.inputs())
     if logits.dtype != np.float32:
         fail(f"NumPy forward pass ran in {logits.dtype}, not float32")
