@@ -4,7 +4,7 @@
 # bundle's binaries in a minimal Debian root with nothing but the bundle's libraries.
 #
 #   tests/bundle.sh [ARCH]      (default 90; needs root or sudo, the CUDA toolkit, MNIST in
-#                                ../shared/data/mnist, and deb.debian.org the first time)
+#                                ../shared/data/mnist, and the Debian archive the first time)
 #
 # Not part of scripts/test.sh: a second CUDA build (about 4 minutes on 2 cores) and the
 # first debootstrap (about 80 s, network) would double the suite's time, and it needs the

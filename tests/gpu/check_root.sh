@@ -21,7 +21,7 @@
 #      (must stop at once: no NVIDIA GPU).
 #
 # Needs root (chroot; sudo otherwise) and debootstrap (tests/bundle.sh installs it); the
-# root is made once (about 80 s and 200 MB, from deb.debian.org) and cached in
+# root is made once (about 80 s and 200 MB, from the Debian archive) and cached in
 # .cache/minroot-SUITE (git-ignored; MLPTRAIN_ROOT_CACHE to put it elsewhere).
 set -euo pipefail
 repo_root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -46,7 +46,8 @@ if [ ! -f "$root/.mlptrain-root-complete" ]; then
   step "making a minimal $suite root in $root (debootstrap --variant=minbase)"
   rm -rf "$root.tmp"
   mkdir -p "$(dirname "$root")"
-  debootstrap --variant=minbase "$suite" "$root.tmp" "${MLPTRAIN_DEBIAN_MIRROR:-http://deb.debian.org/debian}" \
+  # debootstrap's own default mirror unless MLPTRAIN_DEBIAN_MIRROR names one.
+  debootstrap --variant=minbase "$suite" "$root.tmp" ${MLPTRAIN_DEBIAN_MIRROR:+"$MLPTRAIN_DEBIAN_MIRROR"} \
     >"$root.log" 2>&1 || { tail -n 20 "$root.log" >&2; fail "debootstrap $suite failed (log: $root.log)"; }
   rm -rf "$root"
   mv "$root.tmp" "$root"
