@@ -344,6 +344,81 @@ TEST_F(Sweep, ResumedSweepEndsBitForBitAndSaveBestIsTheLeader) {
     EXPECT_TRUE(slurp(path("best.safetensors")) == slurp(path("whole") + "/" + leader));
 }
 
+// The (model, epoch) of every line of a metrics file, in order.
+std::vector<std::pair<std::string, int64_t>> metrics_lines(const std::string& text) {
+    std::vector<std::pair<std::string, int64_t>> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        const auto j = nlohmann::json::parse(line);
+        lines.emplace_back(j["model"].get<std::string>(), j["epoch"].get<int64_t>());
+    }
+    return lines;
+}
+
+// A sweep stopped after its first group, whose checkpoints then hold every epoch, resumes to
+// the results, files and best model of an uninterrupted sweep: the finished models are not
+// left without results.
+TEST_F(Sweep, ResumeAfterAFinishedGroupKeepsItsModels) {
+    const std::vector<std::string> common = {"sweep", "--lr",         "0.05,0.1", "--epochs",
+                                             "2",     "--data",       data(),     "--device",
+                                             "cpu",   "--batch-size", "16"};
+    auto with = [&](std::vector<std::string> extra) {
+        std::vector<std::string> a = common;
+        a.insert(a.end(), extra.begin(), extra.end());
+        return run(a);
+    };
+    const auto whole = with({"--hidden", "8/6", "--save-dir", path("whole"), "--save-best",
+                             path("best_whole.safetensors"), "--metrics", path("whole.jsonl")});
+    ASSERT_EQ(whole.code, 0) << whole.err;
+    // Group 1 alone: its checkpoints are those of an interrupted run after that group.
+    ASSERT_EQ(
+        with({"--hidden", "8", "--checkpoint-dir", path("ck"), "--metrics", path("m.jsonl")}).code,
+        0);
+    const auto resumed = with({"--hidden", "8/6", "--resume", path("ck"), "--checkpoint-dir",
+                               path("ck"), "--save-dir", path("resumed"), "--save-best",
+                               path("best_resumed.safetensors"), "--metrics", path("m.jsonl")});
+    ASSERT_EQ(resumed.code, 0) << resumed.err << resumed.out;
+    const auto a = nlohmann::json::parse(slurp(path("whole") + "/summary.json"));
+    const auto b = nlohmann::json::parse(slurp(path("resumed") + "/summary.json"));
+    EXPECT_EQ(a["leaderboard"], b["leaderboard"]);
+    EXPECT_EQ(a["models"], b["models"]);
+    for (const auto& m : a["models"]) {
+        const std::string file = m["file"].get<std::string>();
+        EXPECT_TRUE(slurp(path("whole") + "/" + file) == slurp(path("resumed") + "/" + file))
+            << file;
+    }
+    EXPECT_TRUE(slurp(path("best_whole.safetensors")) == slurp(path("best_resumed.safetensors")));
+    EXPECT_EQ(metrics_lines(slurp(path("whole.jsonl"))), metrics_lines(slurp(path("m.jsonl"))));
+    // Without the metrics lines the train figures are not measured (null), the rest the same.
+    ASSERT_EQ(
+        with({"--hidden", "8/6", "--resume", path("ck"), "--save-dir", path("nometrics")}).code, 0);
+    const auto c = nlohmann::json::parse(slurp(path("nometrics") + "/summary.json"));
+    EXPECT_EQ(a["leaderboard"], c["leaderboard"]);
+    EXPECT_TRUE(c["models"][0]["train_accuracy"].is_null());
+    EXPECT_EQ(a["models"][0]["test_accuracy"], c["models"][0]["test_accuracy"]);
+}
+
+// Resuming a sweep whose groups all stopped part way keeps every group's earlier metrics lines.
+TEST_F(Sweep, ResumedMetricsKeepEveryGroupsLines) {
+    const std::vector<std::string> common = {"sweep", "--lr",         "0.05,0.1", "--hidden",
+                                             "8/6",   "--data",       data(),     "--device",
+                                             "cpu",   "--batch-size", "16"};
+    auto with = [&](std::vector<std::string> extra) {
+        std::vector<std::string> a = common;
+        a.insert(a.end(), extra.begin(), extra.end());
+        return run(a);
+    };
+    ASSERT_EQ(with({"--epochs", "2", "--metrics", path("whole.jsonl")}).code, 0);
+    ASSERT_EQ(
+        with({"--epochs", "1", "--checkpoint-dir", path("ck"), "--metrics", path("m.jsonl")}).code,
+        0);
+    const auto r = with({"--epochs", "2", "--resume", path("ck"), "--metrics", path("m.jsonl")});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto lines = metrics_lines(slurp(path("m.jsonl")));
+    EXPECT_EQ(lines.size(), 8u);
+    EXPECT_EQ(metrics_lines(slurp(path("whole.jsonl"))), lines);
+}
+
 TEST_F(Sweep, EnsembleEvalAndPredictAverageTheMembers) {
     ASSERT_EQ(run({"sweep", "--seed", "1,2", "--epochs", "2", "--data", data(), "--device", "cpu",
                    "--hidden", "8", "--save-dir", path("D")})
