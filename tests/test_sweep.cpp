@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -15,6 +16,7 @@
 #include "host/base/error.hpp"
 #include "host/sweep/grid.hpp"
 #include "host/sweep/summary.hpp"
+#include "host/sweep/sweep_run.hpp"
 #include "synthetic.hpp"
 #include "temp_dir.hpp"
 
@@ -134,6 +136,76 @@ TEST(SweepSummary, MeanAndStdOverSeedsAndRanking) {
         FAIL() << "no error for a missing field";
     } catch (const DataError& e) {
         EXPECT_THAT(e.what(), HasSubstr("x.json: models[1] has no \"test_loss\""));
+    }
+}
+
+// A model whose accuracy is not a number has no result: it ranks after every model with one,
+// and the sort stays a strict order.
+TEST(SweepSummary, NonFiniteAccuracyRanksLast) {
+    SweepSummary s;
+    s.n_configs = 3;
+    for (int64_t i = 0; i < 3; ++i) {
+        ModelSummary m;
+        m.index = i;
+        m.name = "m" + std::to_string(i);
+        m.epochs_done = 1;
+        m.test_accuracy = i == 0 ? std::nan("") : 0.4 + 0.2 * double(i);
+        m.test_loss = i == 0 ? std::nan("") : 0.5;
+        s.models.push_back(m);
+    }
+    EXPECT_EQ(rank_models(s), (std::vector<size_t>{2, 1, 0}));
+}
+
+TEST(SweepSummary, RefusesACountOfConfigurationsAboveTheCap) {
+    SweepSummary s;
+    s.n_configs = 1;
+    nlohmann::json j = summary_json(s);
+    j["n_configs"] = (int64_t(1) << 20) + 1;
+    try {
+        parse_summary(j, "big.json");
+        FAIL() << "no error for n_configs above the cap";
+    } catch (const DataError& e) {
+        EXPECT_THAT(e.what(), HasSubstr("big.json: n_configs 1048577"));
+    }
+}
+
+// train_args carries every flag that changes the model, so `train` makes the same one.
+TEST(SweepGrid, TrainArgsCarryKernelsPrecisionAndClasses) {
+    TrainConfig c;
+    EXPECT_THAT(train_args(c), Not(HasSubstr("--kernels")));
+    EXPECT_THAT(train_args(c), Not(HasSubstr("--precision")));
+    EXPECT_THAT(train_args(c), Not(HasSubstr("--classes")));
+    c.kernels = KernelPath::fused;
+    c.precision = Precision::bf16;
+    c.data.classes = 12;
+    EXPECT_THAT(train_args(c), HasSubstr("--classes 12 --kernels fused --precision bf16"));
+    SweepAxes axes;
+    EXPECT_NE(grid_id(TrainConfig{}, axes), grid_id(c, axes));
+}
+
+// On CUDA every model brings its own cuBLAS workspaces, which the estimate counts.
+TEST(SweepMemory, CudaCountsEachModelsWorkspaces) {
+    const Dataset data = test::synthetic_dataset(30, 10, 4, 5, 3);
+    TrainConfig c;
+    c.hidden = {8};
+    std::vector<SweepPoint> points(2);
+    for (int i = 0; i < 2; ++i) {
+        points[size_t(i)].index = i;
+        points[size_t(i)].name = "m" + std::to_string(i);
+        points[size_t(i)].config = c;
+        points[size_t(i)].config.seed = uint64_t(i);
+    }
+    const uint64_t limit = uint64_t(100) << 20;
+    DeviceChoice cpu;
+    EXPECT_NO_THROW(check_sweep_memory(points, data, cpu, limit));
+    DeviceChoice cuda;
+    cuda.cuda = true;
+    try {
+        check_sweep_memory(points, data, cuda, limit);
+        FAIL() << "two models' workspaces (128 MiB) fit in 100 MiB";
+    } catch (const Error& e) {
+        EXPECT_THAT(e.what(), HasSubstr("2 models training together need"));
+        EXPECT_THAT(e.what(), HasSubstr("GPU memory"));
     }
 }
 
@@ -287,6 +359,13 @@ TEST_F(Sweep, ShardsMergeIntoTheWholeLeaderboard) {
     const auto other = run({"sweep-merge", path("s0"), path("other")});
     EXPECT_EQ(other.code, 1);
     EXPECT_THAT(other.err, HasSubstr("is from another sweep"));
+    // Nor are shards of another data set, though their flags agree.
+    SweepSummary elsewhere = load_summary(path("s1") + "/summary.json");
+    elsewhere.dataset = "other-data";
+    save_summary(path("elsewhere.json"), elsewhere);
+    const auto data_set = run({"sweep-merge", path("s0"), path("elsewhere.json")});
+    EXPECT_EQ(data_set.code, 1);
+    EXPECT_THAT(data_set.err, HasSubstr("data other-data"));
     const auto none = run({"sweep-merge", path("nowhere")});
     EXPECT_EQ(none.code, 1);
     EXPECT_THAT(none.err, HasSubstr("nowhere"));
@@ -311,6 +390,11 @@ TEST_F(Sweep, LimitsAreClearErrors) {
     const auto device = run({"sweep", "--data", data(), "--device", "gpu"});
     EXPECT_EQ(device.code, 2);
     EXPECT_THAT(device.err, HasSubstr("--device: 'gpu' is not a device"));
+    // --max-models is checked before the --seed range that depends on it.
+    const auto cap =
+        run({"sweep", "--max-models", "0", "--seed", "1..3", "--data", data(), "--device", "cpu"});
+    EXPECT_EQ(cap.code, 2);
+    EXPECT_THAT(cap.err, HasSubstr("--max-models: must be between 1 and 1048576, not 0"));
     const auto lr = run({"sweep", "--lr", "0.1,-1", "--data", data(), "--device", "cpu"});
     EXPECT_EQ(lr.code, 2);
     EXPECT_THAT(lr.err, HasSubstr("--lr"));

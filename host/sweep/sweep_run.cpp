@@ -65,7 +65,9 @@ void check_sweep_memory(const std::vector<SweepPoint>& points, const Dataset& da
         uint64_t bytes = 0;
         for (size_t i : group) {
             const TrainConfig& c = points[i].config;
-            bytes += model_bytes(ModelShape(data.n_features(), c.hidden, data.n_classes), c, size);
+            const ModelShape shape(data.n_features(), c.hidden, data.n_classes);
+            bytes += model_bytes(shape, c, size);
+            if (device.cuda) bytes += cuda_fixed_bytes(shape, c);
         }
         if (bytes > peak) {
             peak = bytes;
@@ -78,6 +80,7 @@ void check_sweep_memory(const std::vector<SweepPoint>& points, const Dataset& da
         throw Error("sweep: " + std::to_string(peak_models) + " models training together need " +
                     format_bytes(needed) + " of " + where + " (" + format_bytes(per_model) +
                     " each, the data set's copy included" +
+                    (device.cuda ? std::string(", and each model's cuBLAS workspaces") : "") +
                     (where == "host memory"
                          ? ", plus " + format_bytes(data_once) + " for the data set loaded once"
                          : std::string()) +
