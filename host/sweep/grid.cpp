@@ -279,13 +279,14 @@ std::string train_args(const TrainConfig& c) {
         if (o.momentum != 0.0) s << " --momentum " << shortest_text(o.momentum);
         if (o.nesterov) s << " --nesterov";
     } else {
-        s << " --beta1 " << shortest_text(o.beta1) << " --beta2 " << shortest_text(o.beta2) << " --eps "
-          << shortest_text(o.eps);
+        s << " --beta1 " << shortest_text(o.beta1) << " --beta2 " << shortest_text(o.beta2)
+          << " --eps " << shortest_text(o.eps);
     }
     s << " --weight-decay " << shortest_text(o.weight_decay) << " --schedule "
       << to_string(c.schedule.kind);
     if (c.schedule.kind == ScheduleKind::step) {
-        s << " --gamma " << shortest_text(c.schedule.gamma) << " --step-size " << c.schedule.step_size;
+        s << " --gamma " << shortest_text(c.schedule.gamma) << " --step-size "
+          << c.schedule.step_size;
     }
     if (c.schedule.kind == ScheduleKind::onecycle) {
         s << " --warmup-pct " << shortest_text(c.schedule.warmup_pct);

@@ -29,7 +29,9 @@ namespace mlp {
 
 // lr as the shortest decimal that reads back as the float, so that 0.05 is not written as
 // 0.05000000074505806.
-static double short_float(float v) { return std::strtod(shortest_text(v).c_str(), nullptr); }
+static double short_float(float v) {
+    return std::strtod(shortest_text(v).c_str(), nullptr);
+}
 
 nlohmann::json config_json(const TrainConfig& c) {
     const OptimizerConfig& o = c.optimizer;
@@ -184,7 +186,7 @@ std::map<std::string, nlohmann::json> lines_of_epoch(const std::string& text, in
 // A train figure of a metrics line, NaN (not measured) when the line lacks it.
 double figure(const nlohmann::json& line, const char* key) {
     return line.is_object() && line.contains(key) && line[key].is_number() ? line[key].get<double>()
-                                                                            : std::nan("");
+                                                                           : std::nan("");
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 #include "host/train/train_loop.hpp"
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -42,8 +42,9 @@ std::string read_metrics_file(const std::string& path) {
     return read_file(path, uint64_t(1) << 30);
 }
 
-std::string kept_metrics(const std::string& text,
-                         const std::function<bool(const nlohmann::json& line, int64_t epoch)>& keep) {
+std::string kept_metrics(
+    const std::string& text,
+    const std::function<bool(const nlohmann::json& line, int64_t epoch)>& keep) {
     std::istringstream lines(text);
     std::string kept;
     for (std::string line; std::getline(lines, line);) {
@@ -148,8 +149,9 @@ static std::vector<EpochRecord> run_epochs(Trainer& trainer, const TrainConfig& 
     int64_t first_epoch = 0;
     if (!config.resume_path.empty()) {
         first_epoch = resume(trainer, config, data, out);
-        metrics = kept_metrics(read_metrics_file(config.metrics_path),
-                               [&](const nlohmann::json&, int64_t epoch) { return epoch <= first_epoch; });
+        metrics = kept_metrics(
+            read_metrics_file(config.metrics_path),
+            [&](const nlohmann::json&, int64_t epoch) { return epoch <= first_epoch; });
     }
     const bool checkpointing = !config.checkpoint_path.empty();
     int64_t saved_epochs = -1;  // epochs in the checkpoint this run wrote last; -1: none

@@ -65,8 +65,9 @@ std::string read_metrics_file(const std::string& path);
 // The lines of metrics `text` that `keep(line, epoch)` keeps, each line a JSON object with an
 // integer "epoch" (others are dropped). A resumed run keeps those of the epochs its checkpoint
 // holds, so its file reads like an uninterrupted run's.
-std::string kept_metrics(const std::string& text,
-                         const std::function<bool(const nlohmann::json& line, int64_t epoch)>& keep);
+std::string kept_metrics(
+    const std::string& text,
+    const std::function<bool(const nlohmann::json& line, int64_t epoch)>& keep);
 
 // What the saved metadata records of `data`: its name, counts, image size and
 // FNV-1a 64 over the decoded images and labels of both splits, so that a
