@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -15,6 +16,7 @@
 #include "host/base/error.hpp"
 #include "host/sweep/grid.hpp"
 #include "host/sweep/summary.hpp"
+#include "host/sweep/sweep_run.hpp"
 #include "synthetic.hpp"
 #include "temp_dir.hpp"
 
@@ -134,6 +136,76 @@ TEST(SweepSummary, MeanAndStdOverSeedsAndRanking) {
         FAIL() << "no error for a missing field";
     } catch (const DataError& e) {
         EXPECT_THAT(e.what(), HasSubstr("x.json: models[1] has no \"test_loss\""));
+    }
+}
+
+// A model whose accuracy is not a number has no result: it ranks after every model with one,
+// and the sort stays a strict order.
+TEST(SweepSummary, NonFiniteAccuracyRanksLast) {
+    SweepSummary s;
+    s.n_configs = 3;
+    for (int64_t i = 0; i < 3; ++i) {
+        ModelSummary m;
+        m.index = i;
+        m.name = "m" + std::to_string(i);
+        m.epochs_done = 1;
+        m.test_accuracy = i == 0 ? std::nan("") : 0.4 + 0.2 * double(i);
+        m.test_loss = i == 0 ? std::nan("") : 0.5;
+        s.models.push_back(m);
+    }
+    EXPECT_EQ(rank_models(s), (std::vector<size_t>{2, 1, 0}));
+}
+
+TEST(SweepSummary, RefusesACountOfConfigurationsAboveTheCap) {
+    SweepSummary s;
+    s.n_configs = 1;
+    nlohmann::json j = summary_json(s);
+    j["n_configs"] = (int64_t(1) << 20) + 1;
+    try {
+        parse_summary(j, "big.json");
+        FAIL() << "no error for n_configs above the cap";
+    } catch (const DataError& e) {
+        EXPECT_THAT(e.what(), HasSubstr("big.json: n_configs 1048577"));
+    }
+}
+
+// train_args carries every flag that changes the model, so `train` makes the same one.
+TEST(SweepGrid, TrainArgsCarryKernelsPrecisionAndClasses) {
+    TrainConfig c;
+    EXPECT_THAT(train_args(c), Not(HasSubstr("--kernels")));
+    EXPECT_THAT(train_args(c), Not(HasSubstr("--precision")));
+    EXPECT_THAT(train_args(c), Not(HasSubstr("--classes")));
+    c.kernels = KernelPath::fused;
+    c.precision = Precision::bf16;
+    c.data.classes = 12;
+    EXPECT_THAT(train_args(c), HasSubstr("--classes 12 --kernels fused --precision bf16"));
+    SweepAxes axes;
+    EXPECT_NE(grid_id(TrainConfig{}, axes), grid_id(c, axes));
+}
+
+// On CUDA every model brings its own cuBLAS workspaces, which the estimate counts.
+TEST(SweepMemory, CudaCountsEachModelsWorkspaces) {
+    const Dataset data = test::synthetic_dataset(30, 10, 4, 5, 3);
+    TrainConfig c;
+    c.hidden = {8};
+    std::vector<SweepPoint> points(2);
+    for (int i = 0; i < 2; ++i) {
+        points[size_t(i)].index = i;
+        points[size_t(i)].name = "m" + std::to_string(i);
+        points[size_t(i)].config = c;
+        points[size_t(i)].config.seed = uint64_t(i);
+    }
+    const uint64_t limit = uint64_t(100) << 20;
+    DeviceChoice cpu;
+    EXPECT_NO_THROW(check_sweep_memory(points, data, cpu, limit));
+    DeviceChoice cuda;
+    cuda.cuda = true;
+    try {
+        check_sweep_memory(points, data, cuda, limit);
+        FAIL() << "two models' workspaces (128 MiB) fit in 100 MiB";
+    } catch (const Error& e) {
+        EXPECT_THAT(e.what(), HasSubstr("2 models training together need"));
+        EXPECT_THAT(e.what(), HasSubstr("GPU memory"));
     }
 }
 
@@ -287,6 +359,13 @@ TEST_F(Sweep, ShardsMergeIntoTheWholeLeaderboard) {
     const auto other = run({"sweep-merge", path("s0"), path("other")});
     EXPECT_EQ(other.code, 1);
     EXPECT_THAT(other.err, HasSubstr("is from another sweep"));
+    // Nor are shards of another data set, though their flags agree.
+    SweepSummary elsewhere = load_summary(path("s1") + "/summary.json");
+    elsewhere.dataset = "other-data";
+    save_summary(path("elsewhere.json"), elsewhere);
+    const auto data_set = run({"sweep-merge", path("s0"), path("elsewhere.json")});
+    EXPECT_EQ(data_set.code, 1);
+    EXPECT_THAT(data_set.err, HasSubstr("data other-data"));
     const auto none = run({"sweep-merge", path("nowhere")});
     EXPECT_EQ(none.code, 1);
     EXPECT_THAT(none.err, HasSubstr("nowhere"));
@@ -311,6 +390,11 @@ TEST_F(Sweep, LimitsAreClearErrors) {
     const auto device = run({"sweep", "--data", data(), "--device", "gpu"});
     EXPECT_EQ(device.code, 2);
     EXPECT_THAT(device.err, HasSubstr("--device: 'gpu' is not a device"));
+    // --max-models is checked before the --seed range that depends on it.
+    const auto cap =
+        run({"sweep", "--max-models", "0", "--seed", "1..3", "--data", data(), "--device", "cpu"});
+    EXPECT_EQ(cap.code, 2);
+    EXPECT_THAT(cap.err, HasSubstr("--max-models: must be between 1 and 1048576, not 0"));
     const auto lr = run({"sweep", "--lr", "0.1,-1", "--data", data(), "--device", "cpu"});
     EXPECT_EQ(lr.code, 2);
     EXPECT_THAT(lr.err, HasSubstr("--lr"));
@@ -342,6 +426,81 @@ TEST_F(Sweep, ResumedSweepEndsBitForBitAndSaveBestIsTheLeader) {
     const SweepSummary s = load_summary(path("whole") + "/summary.json");
     const std::string leader = s.models[rank_models(s).front()].file;
     EXPECT_TRUE(slurp(path("best.safetensors")) == slurp(path("whole") + "/" + leader));
+}
+
+// The (model, epoch) of every line of a metrics file, in order.
+std::vector<std::pair<std::string, int64_t>> metrics_lines(const std::string& text) {
+    std::vector<std::pair<std::string, int64_t>> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        const auto j = nlohmann::json::parse(line);
+        lines.emplace_back(j["model"].get<std::string>(), j["epoch"].get<int64_t>());
+    }
+    return lines;
+}
+
+// A sweep stopped after its first group, whose checkpoints then hold every epoch, resumes to
+// the results, files and best model of an uninterrupted sweep: the finished models are not
+// left without results.
+TEST_F(Sweep, ResumeAfterAFinishedGroupKeepsItsModels) {
+    const std::vector<std::string> common = {"sweep", "--lr",         "0.05,0.1", "--epochs",
+                                             "2",     "--data",       data(),     "--device",
+                                             "cpu",   "--batch-size", "16"};
+    auto with = [&](std::vector<std::string> extra) {
+        std::vector<std::string> a = common;
+        a.insert(a.end(), extra.begin(), extra.end());
+        return run(a);
+    };
+    const auto whole = with({"--hidden", "8/6", "--save-dir", path("whole"), "--save-best",
+                             path("best_whole.safetensors"), "--metrics", path("whole.jsonl")});
+    ASSERT_EQ(whole.code, 0) << whole.err;
+    // Group 1 alone: its checkpoints are those of an interrupted run after that group.
+    ASSERT_EQ(
+        with({"--hidden", "8", "--checkpoint-dir", path("ck"), "--metrics", path("m.jsonl")}).code,
+        0);
+    const auto resumed = with({"--hidden", "8/6", "--resume", path("ck"), "--checkpoint-dir",
+                               path("ck"), "--save-dir", path("resumed"), "--save-best",
+                               path("best_resumed.safetensors"), "--metrics", path("m.jsonl")});
+    ASSERT_EQ(resumed.code, 0) << resumed.err << resumed.out;
+    const auto a = nlohmann::json::parse(slurp(path("whole") + "/summary.json"));
+    const auto b = nlohmann::json::parse(slurp(path("resumed") + "/summary.json"));
+    EXPECT_EQ(a["leaderboard"], b["leaderboard"]);
+    EXPECT_EQ(a["models"], b["models"]);
+    for (const auto& m : a["models"]) {
+        const std::string file = m["file"].get<std::string>();
+        EXPECT_TRUE(slurp(path("whole") + "/" + file) == slurp(path("resumed") + "/" + file))
+            << file;
+    }
+    EXPECT_TRUE(slurp(path("best_whole.safetensors")) == slurp(path("best_resumed.safetensors")));
+    EXPECT_EQ(metrics_lines(slurp(path("whole.jsonl"))), metrics_lines(slurp(path("m.jsonl"))));
+    // Without the metrics lines the train figures are not measured (null), the rest the same.
+    ASSERT_EQ(
+        with({"--hidden", "8/6", "--resume", path("ck"), "--save-dir", path("nometrics")}).code, 0);
+    const auto c = nlohmann::json::parse(slurp(path("nometrics") + "/summary.json"));
+    EXPECT_EQ(a["leaderboard"], c["leaderboard"]);
+    EXPECT_TRUE(c["models"][0]["train_accuracy"].is_null());
+    EXPECT_EQ(a["models"][0]["test_accuracy"], c["models"][0]["test_accuracy"]);
+}
+
+// Resuming a sweep whose groups all stopped part way keeps every group's earlier metrics lines.
+TEST_F(Sweep, ResumedMetricsKeepEveryGroupsLines) {
+    const std::vector<std::string> common = {"sweep", "--lr",         "0.05,0.1", "--hidden",
+                                             "8/6",   "--data",       data(),     "--device",
+                                             "cpu",   "--batch-size", "16"};
+    auto with = [&](std::vector<std::string> extra) {
+        std::vector<std::string> a = common;
+        a.insert(a.end(), extra.begin(), extra.end());
+        return run(a);
+    };
+    ASSERT_EQ(with({"--epochs", "2", "--metrics", path("whole.jsonl")}).code, 0);
+    ASSERT_EQ(
+        with({"--epochs", "1", "--checkpoint-dir", path("ck"), "--metrics", path("m.jsonl")}).code,
+        0);
+    const auto r = with({"--epochs", "2", "--resume", path("ck"), "--metrics", path("m.jsonl")});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto lines = metrics_lines(slurp(path("m.jsonl")));
+    EXPECT_EQ(lines.size(), 8u);
+    EXPECT_EQ(metrics_lines(slurp(path("whole.jsonl"))), lines);
 }
 
 TEST_F(Sweep, EnsembleEvalAndPredictAverageTheMembers) {

@@ -11,6 +11,7 @@
 #include "host/config/checks.hpp"
 #include "host/data/data_source.hpp"
 #include "host/device/device.hpp"
+#include "host/sweep/grid.hpp"
 #include "host/sweep/summary.hpp"
 #include "host/train/interrupt.hpp"
 
@@ -33,6 +34,8 @@ void finish(const CLI::App* cmd, SweepCommand& c) {
     TrainConfig& t = c.base;
     finish_training_flags(cmd, t, c.flags);
     SweepAxes& a = c.axes;
+    // Before the lists: --seed's range is checked against it, and a bad value is named as its own.
+    check_int("--max-models", c.max_models, 1, k_max_sweep_configs);
     if (!c.hidden.empty()) a.hidden = parse_hidden_list(c.hidden, "--hidden");
     if (!c.lr.empty()) a.lr = parse_float_list(c.lr, "--lr");
     if (!c.seed.empty()) a.seed = parse_seed_list(c.seed, "--seed", c.max_models);
@@ -41,7 +44,6 @@ void finish(const CLI::App* cmd, SweepCommand& c) {
     if (!c.beta1.empty()) a.beta1 = parse_real_list(c.beta1, "--beta1");
     if (!c.beta2.empty()) a.beta2 = parse_real_list(c.beta2, "--beta2");
     check_int("--threads", c.threads, 0);
-    check_int("--max-models", c.max_models, 1, int64_t(1) << 20);
     check_int("--max-memory-mb", c.max_memory_mb, 0);
     check_int("--checkpoint-every", c.options.checkpoint_every, 0);
     if (c.options.checkpoint_every > 0 && c.options.checkpoint_dir.empty()) {

@@ -12,15 +12,6 @@
 
 namespace mlp {
 
-uint64_t fnv1a64(const void* data, size_t n, uint64_t hash) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    for (size_t i = 0; i < n; ++i) {
-        hash ^= p[i];
-        hash *= 0x100000001b3ull;
-    }
-    return hash;
-}
-
 namespace {
 
 // The shortest decimal that reads back as the same value, so a flag compares equal after a round

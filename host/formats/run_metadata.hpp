@@ -12,14 +12,10 @@
 #include <set>
 #include <string>
 
+#include "host/base/fnv1a.hpp"  // the data's checksum in RunData
 #include "host/config/train_config.hpp"
 
 namespace mlp {
-
-constexpr uint64_t k_fnv1a64_offset = 0xcbf29ce484222325ull;
-
-// FNV-1a 64 over `n` bytes, continuing from `hash`.
-uint64_t fnv1a64(const void* data, size_t n, uint64_t hash = k_fnv1a64_offset);
 
 // The data a run trains on, as the metadata records it.
 struct RunData {

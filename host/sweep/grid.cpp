@@ -11,6 +11,9 @@
 #include <tuple>
 
 #include "host/base/error.hpp"
+#include "host/base/fnv1a.hpp"
+#include "host/base/number_text.hpp"
+#include "host/config/kernel_options.hpp"
 #include "host/config/optimizer.hpp"
 
 namespace mlp {
@@ -163,17 +166,6 @@ int64_t grid_size(const SweepAxes& a) {
     return product;
 }
 
-// Shortest text that reads back as the same float or double.
-template <class T>
-static std::string exact_text(T v) {
-    char buf[40];
-    for (int digits = 1; digits <= 17; ++digits) {
-        std::snprintf(buf, sizeof buf, "%.*g", digits, double(v));
-        if (T(std::strtold(buf, nullptr)) == v) break;
-    }
-    return buf;
-}
-
 static std::string join(const std::vector<int64_t>& v, const char* sep) {
     if (v.empty()) return "none";
     std::string s;
@@ -239,11 +231,11 @@ std::vector<SweepPoint> expand_grid(const TrainConfig& base, const SweepAxes& a,
                                 p.config.lr = l;
                                 p.config.seed = s;
                                 std::string key = "h" + join(h, "x");
-                                if (!a.momentum.empty()) key += "_m" + exact_text(m);
-                                if (!a.weight_decay.empty()) key += "_wd" + exact_text(wd);
-                                if (!a.beta1.empty()) key += "_b1-" + exact_text(b1);
-                                if (!a.beta2.empty()) key += "_b2-" + exact_text(b2);
-                                key += "_lr" + exact_text(l);
+                                if (!a.momentum.empty()) key += "_m" + shortest_text(m);
+                                if (!a.weight_decay.empty()) key += "_wd" + shortest_text(wd);
+                                if (!a.beta1.empty()) key += "_b1-" + shortest_text(b1);
+                                if (!a.beta2.empty()) key += "_b2-" + shortest_text(b2);
+                                key += "_lr" + shortest_text(l);
                                 p.config_key = key;
                                 p.name = key + "_seed" + std::to_string(s);
                                 if (!names.insert(p.name).second) {
@@ -282,21 +274,22 @@ std::string train_args(const TrainConfig& c) {
     std::ostringstream s;
     s << "--hidden " << join(c.hidden, ",") << " --batch-size " << c.batch_size
       << " --test-batch-size " << c.test_batch_size << " --epochs " << c.epochs << " --lr "
-      << exact_text(c.lr) << " --seed " << c.seed << " --optimizer " << to_string(o.kind);
+      << shortest_text(c.lr) << " --seed " << c.seed << " --optimizer " << to_string(o.kind);
     if (o.kind == OptimizerKind::sgd) {
-        if (o.momentum != 0.0) s << " --momentum " << exact_text(o.momentum);
+        if (o.momentum != 0.0) s << " --momentum " << shortest_text(o.momentum);
         if (o.nesterov) s << " --nesterov";
     } else {
-        s << " --beta1 " << exact_text(o.beta1) << " --beta2 " << exact_text(o.beta2) << " --eps "
-          << exact_text(o.eps);
+        s << " --beta1 " << shortest_text(o.beta1) << " --beta2 " << shortest_text(o.beta2)
+          << " --eps " << shortest_text(o.eps);
     }
-    s << " --weight-decay " << exact_text(o.weight_decay) << " --schedule "
+    s << " --weight-decay " << shortest_text(o.weight_decay) << " --schedule "
       << to_string(c.schedule.kind);
     if (c.schedule.kind == ScheduleKind::step) {
-        s << " --gamma " << exact_text(c.schedule.gamma) << " --step-size " << c.schedule.step_size;
+        s << " --gamma " << shortest_text(c.schedule.gamma) << " --step-size "
+          << c.schedule.step_size;
     }
     if (c.schedule.kind == ScheduleKind::onecycle) {
-        s << " --warmup-pct " << exact_text(c.schedule.warmup_pct);
+        s << " --warmup-pct " << shortest_text(c.schedule.warmup_pct);
     }
     if (schedule_depends_on_epochs(c.schedule.kind) && c.schedule_epochs > 0) {
         s << " --schedule-epochs " << c.schedule_epochs;
@@ -305,6 +298,11 @@ std::string train_args(const TrainConfig& c) {
     if (c.on_nan == NanPolicy::skip_batch) s << " --on-nan skip-batch";
     if (c.data.train_samples > 0) s << " --train-samples " << c.data.train_samples;
     if (c.data.test_samples > 0) s << " --test-samples " << c.data.test_samples;
+    // The flags below change the model or its arithmetic, so `train` needs them to make the
+    // same model; at their defaults they are left out, as a user would type the command.
+    if (c.data.classes > 0) s << " --classes " << c.data.classes;
+    if (c.kernels != TrainConfig{}.kernels) s << " --kernels " << to_string(c.kernels);
+    if (c.precision != TrainConfig{}.precision) s << " --precision " << to_string(c.precision);
     return s.str();
 }
 
@@ -313,22 +311,19 @@ std::string grid_id(const TrainConfig& base, const SweepAxes& a) {
     s << train_args(base) << "|";
     for (const auto& h : a.hidden) s << join(h, ",") << "/";
     s << "|";
-    for (double v : a.momentum) s << exact_text(v) << ",";
+    for (double v : a.momentum) s << shortest_text(v) << ",";
     s << "|";
-    for (double v : a.weight_decay) s << exact_text(v) << ",";
+    for (double v : a.weight_decay) s << shortest_text(v) << ",";
     s << "|";
-    for (double v : a.beta1) s << exact_text(v) << ",";
+    for (double v : a.beta1) s << shortest_text(v) << ",";
     s << "|";
-    for (double v : a.beta2) s << exact_text(v) << ",";
+    for (double v : a.beta2) s << shortest_text(v) << ",";
     s << "|";
-    for (float v : a.lr) s << exact_text(v) << ",";
+    for (float v : a.lr) s << shortest_text(v) << ",";
     s << "|";
     for (uint64_t v : a.seed) s << v << ",";
-    uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
-    for (unsigned char ch : s.str()) {
-        h ^= ch;
-        h *= 0x100000001b3ull;
-    }
+    const std::string text = s.str();
+    const uint64_t h = fnv1a64(text.data(), text.size());
     char buf[20];
     std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)h);
     return buf;

@@ -61,6 +61,10 @@ struct SweepPoint {
     TrainConfig config;
 };
 
+// The most configurations a sweep may have: the ceiling of --max-models, and of a summary's
+// n_configs that sweep-merge accepts.
+constexpr int64_t k_max_sweep_configs = int64_t(1) << 20;
+
 // The product in a fixed order (hidden outermost, then momentum, weight decay, beta1, beta2,
 // lr, and the seed innermost), each point the base config with its values. A name carries
 // the hidden sizes, lr and seed, and every other flag that was swept. Throws UsageError

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "host/config/kernel_options.hpp"
 #include "host/config/optimizer.hpp"
 #include "ops/optimizer_step.hpp"
 
@@ -32,6 +33,28 @@ uint64_t model_bytes(const ModelShape& shape, const TrainConfig& config, const D
     bytes += n_steps * (sizeof(OptimizerStep) + 4 + 1);                     // step tables
     // The epoch plan on the host: order, rates, shifts.
     bytes += 4 * uint64_t(d.n_train) + 8 * n_steps + 2 * uint64_t(d.n_train);
+    return bytes;
+}
+
+// cuda/cuda_trainer.cu, k_cublas_workspace_bytes: the workspace each of the backend's two
+// cuBLAS handles (main and side stream) gets. host/ may not include cuda/, so the figure is
+// repeated here; keep the two in step.
+constexpr uint64_t k_cublas_workspace_bytes = uint64_t(32) << 20;
+// What cublasCreate and the backend's streams, events and cuBLASLt plans take on the device
+// besides the workspaces, per handle; a measured order of magnitude, rounded up.
+constexpr uint64_t k_cublas_handle_bytes = uint64_t(4) << 20;
+
+uint64_t cuda_fixed_bytes(const ModelShape& shape, const TrainConfig& config) {
+    const uint64_t capacity = uint64_t(std::max(config.batch_size, config.test_batch_size));
+    uint64_t bytes = 2 * (k_cublas_workspace_bytes + k_cublas_handle_bytes);
+    // One bit per activation of a hidden layer, a column's bits padded to a multiple of 128
+    // (relu_mask_ld, cuda/lt_matmul.cpp).
+    for (int64_t w : config.hidden) bytes += (uint64_t(w) + 127) / 128 * 16 * capacity;
+    if (config.precision == Precision::bf16) {
+        // Two operand sets (main and side stream), each a bf16 copy of the weights and of
+        // the widest activation block.
+        bytes += 2 * 2 * (uint64_t(shape.n_params()) + capacity * uint64_t(shape.max_width()));
+    }
     return bytes;
 }
 

@@ -22,6 +22,11 @@ struct DataSize {
 // epoch plan).
 uint64_t model_bytes(const ModelShape& shape, const TrainConfig& config, const DataSize& data);
 
+// Bytes a model's trainer holds on CUDA beyond model_bytes(): each trainer has its own
+// backend, with two cuBLAS handles and their workspaces, the ReLU masks of the fused
+// kernels and, under --precision bf16, the bf16 copies of the GEMM operands.
+uint64_t cuda_fixed_bytes(const ModelShape& shape, const TrainConfig& config);
+
 // Bytes of the loaded data set: images and labels of both splits.
 uint64_t data_bytes(const DataSize& data);
 

@@ -8,12 +8,16 @@
 
 #include "host/base/atomic_file.hpp"
 #include "host/base/error.hpp"
+#include "host/base/number_text.hpp"
 #include "host/base/read_file.hpp"
+#include "host/sweep/grid.hpp"
 
 namespace mlp {
 
+// A model with a non-finite accuracy has no result to rank (a summary.json from elsewhere
+// may hold one), and comparing NaNs would break the sort's ordering.
 static bool finished(const ModelSummary& m) {
-    return !m.stopped && m.epochs_done > 0;
+    return !m.stopped && m.epochs_done > 0 && std::isfinite(m.test_accuracy);
 }
 
 std::vector<size_t> rank_models(const SweepSummary& s) {
@@ -25,7 +29,10 @@ std::vector<size_t> rank_models(const SweepSummary& s) {
         if (finished(x) != finished(y)) return finished(x);
         if (finished(x)) {
             if (x.test_accuracy != y.test_accuracy) return x.test_accuracy > y.test_accuracy;
-            if (x.test_loss != y.test_loss) return x.test_loss < y.test_loss;
+            // A NaN loss sorts after every number, so that the order stays strict.
+            const bool x_loss = !std::isnan(x.test_loss), y_loss = !std::isnan(y.test_loss);
+            if (x_loss != y_loss) return x_loss;
+            if (x_loss && x.test_loss != y.test_loss) return x.test_loss < y.test_loss;
         }
         return x.index < y.index;
     });
@@ -162,6 +169,12 @@ SweepSummary parse_summary(const nlohmann::json& j, const std::string& path) {
     SweepSummary s;
     s.grid_id = r.text(j, "grid_id");
     s.n_configs = r.integer(j, "n_configs");
+    // A sweep has at most --max-models' cap of configurations; a larger count is a damaged
+    // file, and merging would list that many missing ones.
+    if (s.n_configs < 1 || s.n_configs > k_max_sweep_configs) {
+        throw DataError(path, "n_configs " + std::to_string(s.n_configs) +
+                                  " is not between 1 and " + std::to_string(k_max_sweep_configs));
+    }
     s.dataset = r.text(j, "dataset");
     s.epochs = r.integer(j, "epochs");
     const auto& shards = r.field(j, "shards", "");
@@ -214,12 +227,6 @@ void save_summary(const std::string& path, const SweepSummary& summary) {
     write_file_atomic(path, summary_json(summary).dump(2) + "\n", "sweep summary");
 }
 
-static std::string percent(double fraction) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.2f%%", 100.0 * fraction);
-    return buf;
-}
-
 void print_leaderboard(std::ostream& out, const SweepSummary& s) {
     size_t width = 6;
     for (const ModelSummary& m : s.models) width = std::max(width, m.name.size());
@@ -233,7 +240,7 @@ void print_leaderboard(std::ostream& out, const SweepSummary& s) {
         const ModelSummary& m = s.models[i];
         if (finished(m)) {
             std::snprintf(line, sizeof line, "%5d  %-*s  %8s  %10.6f  %6lld", ++rank, int(width),
-                          m.name.c_str(), percent(m.test_accuracy).c_str(), m.test_loss,
+                          m.name.c_str(), percent_text(m.test_accuracy).c_str(), m.test_loss,
                           (long long)m.epochs_done);
         } else {
             std::snprintf(line, sizeof line, "%5s  %-*s  stopped after %lld epochs: %s", "-",
@@ -268,11 +275,15 @@ SweepSummary merge_summaries(const std::vector<SweepSummary>& parts,
     std::map<int64_t, size_t> owner;  // index -> part
     for (size_t p = 0; p < parts.size(); ++p) {
         const SweepSummary& s = parts[p];
-        if (s.grid_id != merged.grid_id || s.n_configs != merged.n_configs) {
+        // The grid fingerprint holds the flags, not the data: shards trained on other data
+        // sets are not one sweep either.
+        if (s.grid_id != merged.grid_id || s.n_configs != merged.n_configs ||
+            s.dataset != merged.dataset) {
             throw DataError(paths[p], "is from another sweep (grid " + s.grid_id + ", " +
-                                          std::to_string(s.n_configs) + " configurations) than " +
-                                          paths[0] + " (grid " + merged.grid_id + ", " +
-                                          std::to_string(merged.n_configs) + ")");
+                                          std::to_string(s.n_configs) + " configurations, data " +
+                                          s.dataset + ") than " + paths[0] + " (grid " +
+                                          merged.grid_id + ", " + std::to_string(merged.n_configs) +
+                                          ", data " + merged.dataset + ")");
         }
         for (const std::string& k : s.shards) merged.shards.push_back(k);
         for (const ModelSummary& m : s.models) {

@@ -3,19 +3,17 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <thread>
 
 #include "host/base/atomic_file.hpp"
 #include "host/base/error.hpp"
-#include "host/base/read_file.hpp"
+#include "host/base/number_text.hpp"
 #include "host/formats/checkpoint.hpp"
 #include "host/formats/safetensors.hpp"
 #include "host/sweep/memory.hpp"
@@ -29,15 +27,10 @@
 
 namespace mlp {
 
-// The shortest decimal that reads back as the float, so that 0.05 is not written as
+// lr as the shortest decimal that reads back as the float, so that 0.05 is not written as
 // 0.05000000074505806.
 static double short_float(float v) {
-    char buf[32];
-    for (int digits = 1; digits <= 9; ++digits) {
-        std::snprintf(buf, sizeof buf, "%.*g", digits, double(v));
-        if (float(std::strtod(buf, nullptr)) == v) break;
-    }
-    return std::strtod(buf, nullptr);
+    return std::strtod(shortest_text(v).c_str(), nullptr);
 }
 
 nlohmann::json config_json(const TrainConfig& c) {
@@ -74,7 +67,9 @@ void check_sweep_memory(const std::vector<SweepPoint>& points, const Dataset& da
         uint64_t bytes = 0;
         for (size_t i : group) {
             const TrainConfig& c = points[i].config;
-            bytes += model_bytes(ModelShape(data.n_features(), c.hidden, data.n_classes), c, size);
+            const ModelShape shape(data.n_features(), c.hidden, data.n_classes);
+            bytes += model_bytes(shape, c, size);
+            if (device.cuda) bytes += cuda_fixed_bytes(shape, c);
         }
         if (bytes > peak) {
             peak = bytes;
@@ -87,6 +82,7 @@ void check_sweep_memory(const std::vector<SweepPoint>& points, const Dataset& da
         throw Error("sweep: " + std::to_string(peak_models) + " models training together need " +
                     format_bytes(needed) + " of " + where + " (" + format_bytes(per_model) +
                     " each, the data set's copy included" +
+                    (device.cuda ? std::string(", and each model's cuBLAS workspaces") : "") +
                     (where == "host memory"
                          ? ", plus " + format_bytes(data_once) + " for the data set loaded once"
                          : std::string()) +
@@ -123,57 +119,20 @@ struct Slot {
     std::exception_ptr failure;
 };
 
-std::string percent(double fraction) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.2f%%", 100.0 * fraction);
-    return buf;
-}
-
 std::string checkpoint_file(const std::string& dir, const SweepPoint& p) {
     return (std::filesystem::path(dir) / (p.name + ".safetensors")).string();
 }
 
-// One epoch of one model, as run_training() does it: the plan from (config, epoch), the
-// non-finite checks in the same order, then the test pass.
+// One epoch of one model through run_one_epoch(), the function `train` runs its epochs with.
 void run_epoch(Slot& s, int64_t e) {
-    const TrainConfig& c = s.point->config;
-    Trainer& t = *s.trainer;
-    const int64_t n_steps = t.steps_per_epoch();
-    const EpochPlan plan = make_epoch_plan(c, t.n_train(), n_steps, e);
-    EpochRecord r;
-    r.epoch = e + 1;
-    r.lr = float(plan.lr.front());
-    r.lr_last = float(plan.lr.back());
-    const auto t0 = std::chrono::steady_clock::now();
-    r.train = t.train_epoch(plan);
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    r.samples_per_s = double(t.n_train()) / r.seconds;
-    const std::string at = "in epoch " + std::to_string(r.epoch);
-    if (r.train.first_bad_step >= 0 && c.on_nan == NanPolicy::stop) {
+    EpochOutcome o = run_one_epoch(*s.trainer, s.point->config, e);
+    s.note = std::move(o.note);
+    if (o.stop != EpochStop::none) {
         s.stopped = true;
-        s.reason = "non-finite loss or gradient " + at + " at step " +
-                   std::to_string(r.train.first_bad_step + 1) + "/" + std::to_string(n_steps) +
-                   " (try a smaller --lr, or --on-nan skip-batch)";
+        s.reason = o.reason + " (" + o.hint + ")";
         return;
     }
-    if (r.train.skipped_steps == n_steps) {
-        s.stopped = true;
-        s.reason = "every step " + at + " had a non-finite loss or gradient";
-        return;
-    }
-    if (r.train.skipped_steps > 0) {
-        s.note = "epoch " + std::to_string(r.epoch) + ": skipped " +
-                 std::to_string(r.train.skipped_steps) + " of " + std::to_string(n_steps) +
-                 " batches with a non-finite loss or gradient (first: step " +
-                 std::to_string(r.train.first_bad_step + 1) + ")";
-    }
-    if (!std::isfinite(r.train.loss)) {
-        s.stopped = true;
-        s.reason = "training loss became " + std::to_string(r.train.loss) + " " + at;
-        return;
-    }
-    r.test = t.evaluate();
-    s.record = r;
+    s.record = o.record;
     s.ran = true;
 }
 
@@ -211,25 +170,23 @@ double median(std::vector<double> v) {
     return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
-// Lines of a metrics file a resumed sweep keeps: those of epochs each model's checkpoint holds.
-std::string kept_metrics(const std::string& path, const std::map<std::string, int64_t>& done) {
-    if (path.empty() || !std::filesystem::exists(path)) return "";
-    std::istringstream lines(read_file(path, uint64_t(1) << 30));
-    std::string kept;
-    for (std::string line; std::getline(lines, line);) {
-        const auto j = nlohmann::json::parse(line, nullptr, false);
-        if (!j.is_object() || !j.contains("model") || !j["model"].is_string() ||
-            !j.contains("epoch") || !j["epoch"].is_number_integer()) {
-            continue;
+// Each model's metrics line of epoch `epoch` in metrics `text`: the train figures of a model
+// whose checkpoint already holds every epoch.
+std::map<std::string, nlohmann::json> lines_of_epoch(const std::string& text, int64_t epoch) {
+    std::map<std::string, nlohmann::json> found;
+    kept_metrics(text, [&](const nlohmann::json& line, int64_t e) {
+        if (e == epoch && line.contains("model") && line["model"].is_string()) {
+            found[line["model"].get<std::string>()] = line;
         }
-        const auto it = done.find(j["model"].get<std::string>());
-        if (it != done.end() && j["epoch"].get<int64_t>() <= it->second) kept += line + "\n";
-    }
-    return kept;
+        return false;
+    });
+    return found;
 }
 
-std::string signal_name(int sig) {
-    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal " + std::to_string(sig);
+// A train figure of a metrics line, NaN (not measured) when the line lacks it.
+double figure(const nlohmann::json& line, const char* key) {
+    return line.is_object() && line.contains(key) && line[key].is_number() ? line[key].get<double>()
+                                                                           : std::nan("");
 }
 
 }  // namespace
@@ -255,8 +212,12 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
     summary.dataset = data.name;
     summary.epochs = n_epochs;
 
+    // The metrics file of the run being resumed, read before this run's first write replaces
+    // it: every group's kept lines come from it.
+    const std::string old_metrics =
+        options.resume_dir.empty() ? "" : read_metrics_file(options.metrics_path);
+    const auto final_lines = lines_of_epoch(old_metrics, n_epochs);
     std::string metrics;
-    bool metrics_loaded = false;
     std::vector<float> best_params;
     ModelShape best_shape;
     std::map<std::string, std::string> best_metadata;
@@ -291,18 +252,31 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
                 s.trainer->set_optimizer_state(state.optimizer);
                 s.epochs_done = std::min(state.epochs_done, n_epochs);
                 if (!note.empty()) out << note << "\n";
+                if (s.epochs_done == n_epochs) {
+                    // It trains no further epoch, so its results come from here: the test pass
+                    // of the loaded parameters, which is the uninterrupted run's last test
+                    // pass, and the train figures of its last metrics line, when kept.
+                    const auto line = final_lines.find(s.point->name);
+                    const nlohmann::json none;
+                    const nlohmann::json& l = line == final_lines.end() ? none : line->second;
+                    s.last = EpochRecord{};
+                    s.last.epoch = n_epochs;
+                    s.last.test = s.trainer->evaluate();
+                    s.last.train.loss = figure(l, "loss");
+                    s.last.train.accuracy = figure(l, "train_accuracy");
+                    s.has_result = true;
+                }
             } else if (!ckpt.empty()) {
                 out << "model " << s.point->index << " " << s.point->name << ": no checkpoint in "
                     << options.resume_dir << ", starting from epoch 1\n";
             }
             done[s.point->name] = s.epochs_done;
         }
-        if (!options.resume_dir.empty() && !metrics_loaded) {
-            metrics = kept_metrics(options.metrics_path, done);
-            metrics_loaded = true;
-        } else if (!options.resume_dir.empty()) {
-            metrics += kept_metrics(options.metrics_path, done);
-        }
+        metrics += kept_metrics(old_metrics, [&](const nlohmann::json& line, int64_t epoch) {
+            if (!line.contains("model") || !line["model"].is_string()) return false;
+            const auto it = done.find(line["model"].get<std::string>());
+            return it != done.end() && epoch <= it->second;
+        });
         out << "group " << g + 1 << "/" << groups.size() << ": " << slots.size() << " model"
             << (slots.size() == 1 ? "" : "s") << " of " << slots.front().shape.to_string()
             << ", batch " << slots.front().point->config.batch_size << ", "
@@ -375,9 +349,9 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
                               "sweep epoch %lld/%lld test_acc best %s median %s worst %s "
                               "running %lld/%zu time %.3fs",
                               (long long)(e + 1), (long long)n_epochs,
-                              percent(*std::max_element(acc.begin(), acc.end())).c_str(),
-                              percent(median(acc)).c_str(),
-                              percent(*std::min_element(acc.begin(), acc.end())).c_str(),
+                              percent_text(*std::max_element(acc.begin(), acc.end())).c_str(),
+                              percent_text(median(acc)).c_str(),
+                              percent_text(*std::min_element(acc.begin(), acc.end())).c_str(),
                               (long long)running, slots.size(), seconds);
             }
             out << line << std::endl;
@@ -388,7 +362,9 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
                 (options.checkpoint_every > 0 && (e + 1) % options.checkpoint_every == 0)) {
                 save_checkpoints(sig != 0);
             }
-            if (sig != 0 && !last) {
+            // A signal in a group's last epoch ends the run here too; only after the very last
+            // epoch of the sweep is there nothing left to interrupt.
+            if (sig != 0 && !(last && g + 1 == groups.size())) {
                 std::string what = "interrupted by " + signal_name(sig) + " after epoch " +
                                    std::to_string(e + 1) + " of group " + std::to_string(g + 1);
                 what += options.checkpoint_dir.empty()

@@ -35,8 +35,9 @@ struct SweepOptions {
 };
 
 // Throws Error, naming the sizes, when the largest group's models would not fit in
-// `limit_bytes` (0: the host's available memory; on CUDA the GPU's memory as well). Called
-// by run_sweep before any trainer is made.
+// `limit_bytes` (0: the host's available memory; on CUDA the GPU's memory instead, where each
+// model's buffers and its copy of the data live; host memory is not checked there). Called by
+// run_sweep before any trainer is made.
 void check_sweep_memory(const std::vector<SweepPoint>& points, const Dataset& data,
                         const DeviceChoice& device, uint64_t limit_bytes);
 

@@ -4,6 +4,7 @@
 // replayed), writes a checkpoint and ends the run (host/train/train_loop.cpp).
 #pragma once
 
+#include <csignal>
 #include <exception>
 #include <memory>
 #include <string>
@@ -27,6 +28,11 @@ private:
 
 // The signal received since the handlers were installed, 0 if none.
 int interrupt_signal();
+
+// The signal's name for the message of an interrupted run: "SIGINT", "SIGTERM", "signal N".
+inline std::string signal_name(int sig) {
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal " + std::to_string(sig);
+}
 
 // Thrown by run_training() after it saved what it could; the CLI exits with
 // 128 + signal, the shell's convention for a process ended by that signal.

@@ -1,9 +1,8 @@
 #include "host/train/train_loop.hpp"
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
-#include <csignal>
 #include <filesystem>
 #include <map>
 #include <sstream>
@@ -38,20 +37,68 @@ EpochPlan make_epoch_plan(const TrainConfig& config, int64_t n_train, int64_t st
     return plan;
 }
 
-// The metrics lines of the epochs a checkpoint holds, so a resumed run's file
-// reads like an uninterrupted run's; lines after them are from the stopped run.
-static std::string kept_metrics(const std::string& path, int64_t epochs_done) {
+std::string read_metrics_file(const std::string& path) {
     if (path.empty() || !std::filesystem::exists(path)) return "";
-    std::istringstream lines(read_file(path, uint64_t(1) << 30));
+    return read_file(path, uint64_t(1) << 30);
+}
+
+std::string kept_metrics(
+    const std::string& text,
+    const std::function<bool(const nlohmann::json& line, int64_t epoch)>& keep) {
+    std::istringstream lines(text);
     std::string kept;
     for (std::string line; std::getline(lines, line);) {
         const auto j = nlohmann::json::parse(line, nullptr, false);
         if (j.is_object() && j.contains("epoch") && j["epoch"].is_number_integer() &&
-            j["epoch"].get<int64_t>() <= epochs_done) {
+            keep(j, j["epoch"].get<int64_t>())) {
             kept += line + "\n";
         }
     }
     return kept;
+}
+
+EpochOutcome run_one_epoch(Trainer& trainer, const TrainConfig& config, int64_t epoch,
+                           const StepCallback& on_step) {
+    const int64_t n_train = trainer.n_train();
+    const int64_t n_steps = trainer.steps_per_epoch();
+    const EpochPlan plan = make_epoch_plan(config, n_train, n_steps, epoch);
+    EpochOutcome o;
+    EpochRecord& r = o.record;
+    r.epoch = epoch + 1;
+    r.lr = float(plan.lr.front());
+    r.lr_last = float(plan.lr.back());
+    const auto t0 = std::chrono::steady_clock::now();
+    r.train = trainer.train_epoch(plan, on_step);
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.samples_per_s = double(n_train) / r.seconds;
+    const std::string in = "epoch " + std::to_string(r.epoch);
+    if (r.train.first_bad_step >= 0 && config.on_nan == NanPolicy::stop) {
+        o.stop = EpochStop::bad_step;
+        o.reason = "non-finite loss or gradient in " + in + " at step " +
+                   std::to_string(r.train.first_bad_step + 1) + "/" + std::to_string(n_steps);
+        o.hint = "try a smaller --lr, or --on-nan skip-batch";
+        return o;
+    }
+    if (r.train.skipped_steps == n_steps) {
+        o.stop = EpochStop::all_skipped;
+        o.reason = "every step of " + in + " had a non-finite loss or gradient";
+        o.hint = "try a smaller --lr";
+        return o;
+    }
+    if (r.train.skipped_steps > 0) {
+        o.note = in + ": skipped " + std::to_string(r.train.skipped_steps) + " of " +
+                 std::to_string(n_steps) +
+                 " batches with a non-finite loss or gradient (first: step " +
+                 std::to_string(r.train.first_bad_step + 1) + ")";
+    }
+    if (!std::isfinite(r.train.loss)) {
+        o.stop = EpochStop::bad_loss;
+        o.reason = "training loss became " + std::to_string(r.train.loss) + " in " + in;
+        o.hint = "try a smaller --lr";
+        return o;
+    }
+    r.test = trainer.evaluate();
+    return o;
 }
 
 RunData run_data(const Dataset& data) {
@@ -92,23 +139,19 @@ static int64_t resume(Trainer& trainer, const TrainConfig& config, const RunData
     return state.epochs_done;
 }
 
-static std::string signal_name(int sig) {
-    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal " + std::to_string(sig);
-}
-
 static std::vector<EpochRecord> run_epochs(Trainer& trainer, const TrainConfig& config,
                                            const RunData& data, std::ostream& out) {
-    using clock = std::chrono::steady_clock;
     std::vector<EpochRecord> records;
     std::string metrics;
     ProgressBar progress(true);
     const int64_t n_train = trainer.n_train();
-    const int64_t steps_per_epoch = trainer.steps_per_epoch();
 
     int64_t first_epoch = 0;
     if (!config.resume_path.empty()) {
         first_epoch = resume(trainer, config, data, out);
-        metrics = kept_metrics(config.metrics_path, first_epoch);
+        metrics = kept_metrics(
+            read_metrics_file(config.metrics_path),
+            [&](const nlohmann::json&, int64_t epoch) { return epoch <= first_epoch; });
     }
     const bool checkpointing = !config.checkpoint_path.empty();
     int64_t saved_epochs = -1;  // epochs in the checkpoint this run wrote last; -1: none
@@ -135,7 +178,6 @@ static std::vector<EpochRecord> run_epochs(Trainer& trainer, const TrainConfig& 
     std::vector<float> epoch_start_params;
     OptimizerState epoch_start_state;
     for (int64_t e = first_epoch; e < config.epochs; ++e) {
-        const EpochPlan plan = make_epoch_plan(config, n_train, steps_per_epoch, e);
         if (checkpointing) {
             epoch_start_params = trainer.params();
             epoch_start_state = trainer.optimizer_state();
@@ -159,40 +201,19 @@ static std::vector<EpochRecord> run_epochs(Trainer& trainer, const TrainConfig& 
             }
         };
 
-        EpochRecord r;
-        r.epoch = e + 1;
-        r.lr = float(plan.lr.front());
-        r.lr_last = float(plan.lr.back());
-        const auto t0 = clock::now();
-        r.train = trainer.train_epoch(plan, on_step);
-        r.seconds = std::chrono::duration<double>(clock::now() - t0).count();
+        EpochOutcome o = run_one_epoch(trainer, config, e, on_step);
         progress.clear();
-        r.samples_per_s = double(n_train) / r.seconds;
-        if (r.train.first_bad_step >= 0 && config.on_nan == NanPolicy::stop) {
+        const EpochRecord& r = o.record;
+        if (o.stop == EpochStop::bad_step) {
             const std::string kept =
                 saved_epochs >= 0 ? "the last good checkpoint, " + config.checkpoint_path +
                                         ", holds epoch " + std::to_string(saved_epochs)
                 : checkpointing   ? "no checkpoint was written by this run"
                                   : "nothing saved";
-            throw Error("non-finite loss or gradient in epoch " + std::to_string(r.epoch) +
-                        " at step " + std::to_string(r.train.first_bad_step + 1) + "/" +
-                        std::to_string(steps_per_epoch) + "; stopped (" + kept +
-                        "; try a smaller --lr, or --on-nan skip-batch)");
+            throw Error(o.reason + "; stopped (" + kept + "; " + o.hint + ")");
         }
-        if (r.train.skipped_steps == steps_per_epoch) {
-            throw Error("every step of epoch " + std::to_string(r.epoch) +
-                        " had a non-finite loss or gradient; stopped (try a smaller --lr)");
-        }
-        if (r.train.skipped_steps > 0) {
-            out << "epoch " << r.epoch << ": skipped " << r.train.skipped_steps << " of "
-                << steps_per_epoch << " batches with a non-finite loss or gradient (first: step "
-                << r.train.first_bad_step + 1 << ")" << std::endl;
-        }
-        if (!std::isfinite(r.train.loss)) {
-            throw Error("training loss became " + std::to_string(r.train.loss) + " in epoch " +
-                        std::to_string(r.epoch) + "; stopped (try a smaller --lr)");
-        }
-        r.test = trainer.evaluate();
+        if (!o.note.empty()) out << o.note << std::endl;
+        if (o.stop != EpochStop::none) throw Error(o.reason + "; stopped (" + o.hint + ")");
         out << format_epoch_line(r, config.epochs) << std::endl;
         records.push_back(r);
 

@@ -4,8 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <ostream>
+#include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "host/config/train_config.hpp"
 #include "host/data/dataset.hpp"
@@ -30,6 +34,40 @@ struct EpochRecord {
 // for bit without saved random state.
 EpochPlan make_epoch_plan(const TrainConfig& config, int64_t n_train, int64_t steps_per_epoch,
                           int64_t epoch);
+
+// How one epoch ended. Anything but `none` means the model must stop: its parameters are no
+// longer worth training on.
+enum class EpochStop {
+    none,
+    bad_step,     // a non-finite loss or gradient under --on-nan stop
+    all_skipped,  // --on-nan skip-batch skipped every step
+    bad_loss,     // the epoch's training loss is not finite
+};
+
+struct EpochOutcome {
+    EpochRecord record;  // the test figures only when stop is none
+    EpochStop stop = EpochStop::none;
+    std::string reason;  // why it stopped, e.g. "non-finite loss or gradient in epoch 3 at ..."
+    std::string hint;    // what to try instead, e.g. "try a smaller --lr"
+    std::string note;    // the batches --on-nan skip-batch skipped, "" when none
+};
+
+// Epoch `epoch` (0-based) of `trainer` as `train` runs it: the plan of make_epoch_plan, the
+// timed training pass, the non-finite checks in a fixed order, and the test pass when they
+// pass. `train` and `sweep` both run their epochs through it, so a sweep's model is the model
+// `train` makes; each words the stop for its own output.
+EpochOutcome run_one_epoch(Trainer& trainer, const TrainConfig& config, int64_t epoch,
+                           const StepCallback& on_step = {});
+
+// The text of the metrics file at `path`; "" when path is "" or there is no file.
+std::string read_metrics_file(const std::string& path);
+
+// The lines of metrics `text` that `keep(line, epoch)` keeps, each line a JSON object with an
+// integer "epoch" (others are dropped). A resumed run keeps those of the epochs its checkpoint
+// holds, so its file reads like an uninterrupted run's.
+std::string kept_metrics(
+    const std::string& text,
+    const std::function<bool(const nlohmann::json& line, int64_t epoch)>& keep);
 
 // What the saved metadata records of `data`: its name, counts, image size and
 // FNV-1a 64 over the decoded images and labels of both splits, so that a
