@@ -41,7 +41,8 @@ uint64_t model_bytes(const ModelShape& shape, const TrainConfig& config, const D
 // repeated here; keep the two in step.
 constexpr uint64_t k_cublas_workspace_bytes = uint64_t(32) << 20;
 // What cublasCreate and the backend's streams, events and cuBLASLt plans take on the device
-// besides the workspaces, per handle: an allowance, not a measured figure (no GPU has run this yet).
+// besides the workspaces, per handle: an allowance, not a measured figure (no GPU has run
+// this yet).
 constexpr uint64_t k_cublas_handle_bytes = uint64_t(4) << 20;
 
 uint64_t cuda_fixed_bytes(const ModelShape& shape, const TrainConfig& config) {
