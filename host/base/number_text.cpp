@@ -5,13 +5,14 @@
 
 namespace mlp {
 
-// Tries 1, 2, ... significant digits and keeps the first text that reads back as `v`.
+// Tries 1, 2, ... significant digits and keeps the first text that reads back as `v` through
+// strtod, as the readers of these files (metadata, summaries) parse it.
 template <class T>
 static std::string shortest(T v, int max_digits) {
     char buf[40];
     for (int digits = 1; digits <= max_digits; ++digits) {
         std::snprintf(buf, sizeof buf, "%.*g", digits, double(v));
-        if (T(std::strtold(buf, nullptr)) == v) break;
+        if (T(std::strtod(buf, nullptr)) == v) break;
     }
     return buf;
 }

@@ -7,24 +7,13 @@
 #include <vector>
 
 #include "host/base/error.hpp"
+#include "host/base/number_text.hpp"
 #include "host/config/names.hpp"
 #include "host/model/predict.hpp"
 
 namespace mlp {
 
 namespace {
-
-// The shortest decimal that reads back as the same value, so a flag compares equal after a round
-// trip through the file and still reads well ("0.1").
-template <class T>
-std::string exact(T v) {
-    char buf[40];
-    for (int digits = 1; digits <= 17; ++digits) {
-        std::snprintf(buf, sizeof buf, "%.*g", digits, double(v));
-        if (T(std::strtod(buf, nullptr)) == v) break;
-    }
-    return buf;
-}
 
 std::string join(const std::vector<int64_t>& v) {
     std::string s;
@@ -179,7 +168,8 @@ const Field k_fields[] = {
     {"hidden", "--hidden", nullptr, OnResume::keep,
      [](const Run& r) -> Text { return join(r.config.hidden); },
      [](TrainConfig& c, const std::string& t) { c.hidden = read_sizes(t); }},
-    {"lr", "--lr", nullptr, OnResume::keep, [](const Run& r) -> Text { return exact(r.config.lr); },
+    {"lr", "--lr", nullptr, OnResume::keep,
+     [](const Run& r) -> Text { return shortest_text(r.config.lr); },
      [](TrainConfig& c, const std::string& t) { c.lr = float(read_double(t)); }},
     {"optimizer", "--optimizer", nullptr, OnResume::keep,
      [](const Run& r) -> Text { return to_string(r.config.optimizer.kind); },
@@ -191,7 +181,7 @@ const Field k_fields[] = {
          }
      }},
     {"weight_decay", "--weight-decay", nullptr, OnResume::keep,
-     [](const Run& r) -> Text { return exact(r.config.optimizer.weight_decay); },
+     [](const Run& r) -> Text { return shortest_text(r.config.optimizer.weight_decay); },
      [](TrainConfig& c, const std::string& t) { c.optimizer.weight_decay = read_double(t); }},
     {"schedule", "--schedule", nullptr, OnResume::keep,
      [](const Run& r) -> Text { return to_string(r.config.schedule.kind); },
@@ -227,7 +217,7 @@ const Field k_fields[] = {
     {"momentum", "--momentum", nullptr, OnResume::keep,
      [](const Run& r) -> Text {
          if (!is_sgd(r.config)) return std::nullopt;
-         return exact(r.config.optimizer.momentum);
+         return shortest_text(r.config.optimizer.momentum);
      },
      [](TrainConfig& c, const std::string& t) { c.optimizer.momentum = read_double(t); }},
     {"nesterov", "--nesterov", nullptr, OnResume::keep,
@@ -239,25 +229,25 @@ const Field k_fields[] = {
     {"beta1", "--beta1", nullptr, OnResume::keep,
      [](const Run& r) -> Text {
          if (is_sgd(r.config)) return std::nullopt;
-         return exact(r.config.optimizer.beta1);
+         return shortest_text(r.config.optimizer.beta1);
      },
      [](TrainConfig& c, const std::string& t) { c.optimizer.beta1 = read_double(t); }},
     {"beta2", "--beta2", nullptr, OnResume::keep,
      [](const Run& r) -> Text {
          if (is_sgd(r.config)) return std::nullopt;
-         return exact(r.config.optimizer.beta2);
+         return shortest_text(r.config.optimizer.beta2);
      },
      [](TrainConfig& c, const std::string& t) { c.optimizer.beta2 = read_double(t); }},
     {"eps", "--eps", nullptr, OnResume::keep,
      [](const Run& r) -> Text {
          if (is_sgd(r.config)) return std::nullopt;
-         return exact(r.config.optimizer.eps);
+         return shortest_text(r.config.optimizer.eps);
      },
      [](TrainConfig& c, const std::string& t) { c.optimizer.eps = read_double(t); }},
     {"gamma", "--gamma", nullptr, OnResume::keep,
      [](const Run& r) -> Text {
          if (r.config.schedule.kind != ScheduleKind::step) return std::nullopt;
-         return exact(r.config.schedule.gamma);
+         return shortest_text(r.config.schedule.gamma);
      },
      [](TrainConfig& c, const std::string& t) { c.schedule.gamma = read_double(t); }},
     {"step_size", "--step-size", nullptr, OnResume::keep,
@@ -269,7 +259,7 @@ const Field k_fields[] = {
     {"warmup_pct", "--warmup-pct", nullptr, OnResume::keep,
      [](const Run& r) -> Text {
          if (r.config.schedule.kind != ScheduleKind::onecycle) return std::nullopt;
-         return exact(r.config.schedule.warmup_pct);
+         return shortest_text(r.config.schedule.warmup_pct);
      },
      [](TrainConfig& c, const std::string& t) { c.schedule.warmup_pct = read_double(t); }},
     {"schedule_epochs", "--schedule-epochs", "--schedule-epochs (default: --epochs)",
