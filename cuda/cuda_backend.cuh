@@ -70,6 +70,13 @@ public:
 
     void gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
               const float* b, int64_t ldb, float* c, int64_t ldc);
+    // One cublasSgemmStridedBatched (with bf16, the operands' whole strided
+    // spans cast first, then cublasGemmStridedBatchedEx): one launch for every
+    // model of a batch.
+    void gemm_batched(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* a,
+                      int64_t lda, int64_t stride_a, const float* b, int64_t ldb,
+                      int64_t stride_b, float* c, int64_t ldc, int64_t stride_c,
+                      int64_t n_models);
     // With bf16, allocates the scratch the operand casts write (main stream
     // and side stream each their own), n_a and n_b values; the Engine calls it
     // after set_precision with its largest operands. A GEMM that outgrows it

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -89,6 +90,26 @@ public:
         }
         run_gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
     }
+    // One CBLAS call per model, the models spread over the OpenMP threads
+    // (each call single-threaded: the batched trainer sets OpenBLAS to one
+    // thread), so model i's result is what gemm() gives it.
+    void gemm_batched(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* a,
+                      int64_t lda, int64_t stride_a, const float* b, int64_t ldb,
+                      int64_t stride_b, float* c, int64_t ldc, int64_t stride_c,
+                      int64_t n_models) {
+        auto run = [=] {
+#pragma omp parallel for schedule(static) if (n_models > 1)
+            for (int64_t i = 0; i < n_models; ++i) {
+                run_gemm(ta, tb, m, n, k, a + i * stride_a, lda, b + i * stride_b, ldb,
+                         c + i * stride_c, ldc);
+            }
+        };
+        if (recording_) {
+            recording_->push_back(run);
+            return;
+        }
+        run();
+    }
     // Scratch for GEMM operands in another type (bf16 on CUDA); the CPU
     // computes in fp32 only (set_precision), so it needs none.
     void reserve_gemm_operands(int64_t, int64_t) {}
@@ -158,14 +179,32 @@ private:
         for (int64_t i = 0; i < n; ++i) body(i);
     }
 
-    // Rows (samples) in parallel, each row's columns (features) as an inner
-    // loop: no per-element index division, and the compiler can vectorize it.
+    template <class F, class = void>
+    struct has_row : std::false_type {};
+    template <class F>
+    struct has_row<F, std::void_t<decltype(std::declval<const F&>().row(int64_t()))>>
+        : std::true_type {};
+
+    // Rows (samples, or the models of a batch) in parallel, each row's columns
+    // as an inner loop: no per-element index division, and the compiler can
+    // vectorize it. A functor with row(r) (ops/per_model.hpp) hands out the
+    // row's functor, a private copy whose fields no store can alias.
+    // The rows of a batch of models are split over the threads whatever their size: an
+    // element of such a row can be a whole chunk of one model's work (its gradient norm's
+    // part), and static scheduling gives each thread the same models in every launch.
     template <class F>
     static void run_for_each_2d(int64_t n_rows, int64_t n_cols, const F& f) {
-#pragma omp parallel for schedule(static) if (n_rows * n_cols >= k_parallel_threshold)
+        const bool parallel = has_row<F>::value ? n_rows > 1 && n_rows * n_cols >= 64
+                                                : n_rows * n_cols >= k_parallel_threshold;
+#pragma omp parallel for schedule(static) if (parallel)
         for (int64_t r = 0; r < n_rows; ++r) {
-            const F body = f;  // a private copy, as in for_each
-            for (int64_t c = 0; c < n_cols; ++c) body(r, c);
+            if constexpr (has_row<F>::value) {
+                const auto body = f.row(r);
+                for (int64_t c = 0; c < n_cols; ++c) body(c);
+            } else {
+                const F body = f;  // a private copy, as in for_each
+                for (int64_t c = 0; c < n_cols; ++c) body(r, c);
+            }
         }
     }
 

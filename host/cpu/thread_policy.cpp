@@ -28,4 +28,16 @@ int apply_cpu_threads(int64_t batch_size, int requested) {
     return n_threads;
 }
 
+int apply_batched_cpu_threads(int requested) {
+    const int n_cores = int(std::max(1u, std::thread::hardware_concurrency()));
+    const int n_threads = requested > 0 ? requested : n_cores;
+    // OpenBLAS built on OpenMP sets the OpenMP count too, so it goes first. Inside the
+    // batch's parallel loops it runs single-threaded either way.
+    openblas_set_num_threads(1);
+#ifdef _OPENMP
+    omp_set_num_threads(n_threads);
+#endif
+    return n_threads;
+}
+
 }  // namespace mlp

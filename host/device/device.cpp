@@ -55,4 +55,12 @@ std::unique_ptr<Trainer> make_trainer(const DeviceChoice& device, const ModelSha
     return make_cuda_trainer(shape, data, options, device.gpu.index, device.gpu.describe());
 }
 
+std::unique_ptr<BatchedTrainer> make_batched_trainer(
+    const DeviceChoice& device, const ModelShape& shape, const Dataset& data,
+    const TrainerOptions& options, const std::vector<OptimizerConfig>& optimizers) {
+    if (!device.cuda) return make_cpu_batched_trainer(shape, data, options, optimizers);
+    return make_cuda_batched_trainer(shape, data, options, optimizers, device.gpu.index,
+                                     device.gpu.describe());
+}
+
 }  // namespace mlp

@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "host/config/names.hpp"
+#include "host/train/batched_trainer.hpp"
 #include "host/train/trainer.hpp"
 
 namespace mlp {
@@ -65,5 +67,11 @@ DeviceChoice choose_device(const std::string& name);
 
 std::unique_ptr<Trainer> make_trainer(const DeviceChoice& device, const ModelShape& shape,
                                       const Dataset& data, const TrainerOptions& options);
+
+// A batch of models of one shape that train together, one per entry of `optimizers`
+// (host/train/batched_trainer.hpp), on the chosen backend.
+std::unique_ptr<BatchedTrainer> make_batched_trainer(
+    const DeviceChoice& device, const ModelShape& shape, const Dataset& data,
+    const TrainerOptions& options, const std::vector<OptimizerConfig>& optimizers);
 
 }  // namespace mlp

@@ -2,6 +2,7 @@
 // (-DMLPTRAIN_CUDA=OFF): they say so instead of failing to link.
 #include "host/base/error.hpp"
 #include "host/device/device.hpp"
+#include "host/train/batched_trainer.hpp"
 
 namespace mlp {
 
@@ -16,6 +17,13 @@ bool built_with_cuda() { return false; }
 
 std::unique_ptr<Trainer> make_cuda_trainer(const ModelShape&, const Dataset&,
                                            const TrainerOptions&, int, const std::string&) {
+    throw Error("the CUDA backend is not available: " + probe_cuda_device().reason);
+}
+
+std::unique_ptr<BatchedTrainer> make_cuda_batched_trainer(const ModelShape&, const Dataset&,
+                                                          const TrainerOptions&,
+                                                          const std::vector<OptimizerConfig>&,
+                                                          int, const std::string&) {
     throw Error("the CUDA backend is not available: " + probe_cuda_device().reason);
 }
 

@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <thread>
 
 #include "host/base/atomic_file.hpp"
 #include "host/base/error.hpp"
@@ -17,13 +16,10 @@
 #include "host/formats/checkpoint.hpp"
 #include "host/formats/safetensors.hpp"
 #include "host/sweep/memory.hpp"
+#include "host/train/batched_trainer.hpp"
 #include "host/train/interrupt.hpp"
 #include "host/train/report.hpp"
 #include "host/train/train_loop.hpp"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace mlp {
 
@@ -105,63 +101,16 @@ namespace {
 
 struct Slot {
     const SweepPoint* point = nullptr;
-    ModelShape shape;
-    std::unique_ptr<Trainer> trainer;
+    int64_t k = 0;  // its index in the group's batch
     int64_t epochs_done = 0;
     bool stopped = false;
     std::string reason;
     bool has_result = false;
     EpochRecord last;  // the last epoch it finished
-    // This epoch's outcome, written by the worker that ran it.
-    EpochRecord record;
-    bool ran = false;
-    std::string note;
-    std::exception_ptr failure;
 };
 
 std::string checkpoint_file(const std::string& dir, const SweepPoint& p) {
     return (std::filesystem::path(dir) / (p.name + ".safetensors")).string();
-}
-
-// One epoch of one model through run_one_epoch(), the function `train` runs its epochs with.
-void run_epoch(Slot& s, int64_t e) {
-    EpochOutcome o = run_one_epoch(*s.trainer, s.point->config, e);
-    s.note = std::move(o.note);
-    if (o.stop != EpochStop::none) {
-        s.stopped = true;
-        s.reason = o.reason + " (" + o.hint + ")";
-        return;
-    }
-    s.record = o.record;
-    s.ran = true;
-}
-
-// Runs run_epoch over `active` on `n_workers` threads, each model on one thread.
-void run_epochs(std::vector<Slot*>& active, int64_t e, int n_workers) {
-    const int64_t n = int64_t(active.size());
-    auto one = [&](int64_t i) {
-        Slot& s = *active[size_t(i)];
-        try {
-            run_epoch(s, e);
-        } catch (...) {
-            s.failure = std::current_exception();
-        }
-    };
-#ifdef _OPENMP
-    if (n_workers > 1 && n > 1) {
-#pragma omp parallel num_threads(std::min <int64_t>(n_workers, n))
-        {
-            // Each model's own loops run on the thread that owns the model.
-            omp_set_num_threads(1);
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t i = 0; i < n; ++i) one(i);
-        }
-        return;
-    }
-#else
-    (void)n_workers;
-#endif
-    for (int64_t i = 0; i < n; ++i) one(i);
 }
 
 double median(std::vector<double> v) {
@@ -198,8 +147,11 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
     for (const std::string* dir : {&options.save_dir, &options.checkpoint_dir}) {
         if (!dir->empty()) std::filesystem::create_directories(*dir);
     }
-    const int n_cores = int(std::max(1u, std::thread::hardware_concurrency()));
-    const int n_workers = device.cuda ? 1 : options.n_threads > 0 ? options.n_threads : n_cores;
+    if (device.cuda && points.front().config.kernels == KernelPath::fused) {
+        throw UsageError("--kernels",
+                         "fused: a sweep on CUDA trains each group's models batched, with the "
+                         "generic kernels (the fused path is for one model: use train)");
+    }
     const int64_t n_epochs = points.front().config.epochs;
     // Every model's files carry the data's fingerprint, so that a resumed sweep checks the data
     // itself, as `train --resume` does.
@@ -230,47 +182,60 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
     const auto groups = group_points(points);
     for (size_t g = 0; g < groups.size(); ++g) {
         std::vector<Slot> slots(groups[g].size());
-        std::map<std::string, int64_t> done;
+        const TrainConfig& first = points[groups[g].front()].config;
+        const ModelShape shape(data.n_features(), first.hidden, data.n_classes);
+        std::vector<OptimizerConfig> optimizers;
         for (size_t k = 0; k < slots.size(); ++k) {
-            Slot& s = slots[k];
-            s.point = &points[groups[g][k]];
+            slots[k].point = &points[groups[g][k]];
+            slots[k].k = int64_t(k);
+            optimizers.push_back(slots[k].point->config.optimizer);
+        }
+        // The batch runs the generic kernels; on the CPU the fused path is the same functors
+        // in the same order (host/cpu/cpu_fused_ops.hpp), so its models are the same too.
+        TrainerOptions to = trainer_options(first, device.cuda);
+        to.kernels = KernelPath::generic;
+        to.cpu_threads = options.n_threads;
+        const auto batch = make_batched_trainer(device, shape, data, to, optimizers);
+        std::map<std::string, int64_t> done;
+        bool evaluate_loaded = false;  // a resumed model holds every epoch already
+        for (Slot& s : slots) {
             const TrainConfig& c = s.point->config;
-            s.shape = ModelShape(data.n_features(), c.hidden, data.n_classes);
-            TrainerOptions to = trainer_options(c, device.cuda);
-            to.cpu_threads = 1;  // the models of a group share the cores, one thread each
-            s.trainer = make_trainer(device, s.shape, data, to);
-            s.trainer->set_params(init_params(s.shape, c.seed));
+            batch->set_params(s.k, init_params(shape, c.seed));
             const std::string ckpt =
                 options.resume_dir.empty() ? "" : checkpoint_file(options.resume_dir, *s.point);
             if (!ckpt.empty() && std::filesystem::exists(state_path(ckpt))) {
                 std::string note;
                 const TrainingState state = load_checkpoint(
-                    ckpt, s.shape, optimizer_state_names(c.optimizer),
-                    training_metadata(c, fingerprint, 0),
-                    &note, c.data.max_input_bytes());
-                s.trainer->set_params(state.params);
-                s.trainer->set_optimizer_state(state.optimizer);
+                    ckpt, shape, optimizer_state_names(c.optimizer),
+                    training_metadata(c, fingerprint, 0), &note, c.data.max_input_bytes());
+                batch->set_params(s.k, state.params);
+                batch->set_optimizer_state(s.k, state.optimizer);
                 s.epochs_done = std::min(state.epochs_done, n_epochs);
                 if (!note.empty()) out << note << "\n";
-                if (s.epochs_done == n_epochs) {
-                    // It trains no further epoch, so its results come from here: the test pass
-                    // of the loaded parameters, which is the uninterrupted run's last test
-                    // pass, and the train figures of its last metrics line, when kept.
-                    const auto line = final_lines.find(s.point->name);
-                    const nlohmann::json none;
-                    const nlohmann::json& l = line == final_lines.end() ? none : line->second;
-                    s.last = EpochRecord{};
-                    s.last.epoch = n_epochs;
-                    s.last.test = s.trainer->evaluate();
-                    s.last.train.loss = figure(l, "loss");
-                    s.last.train.accuracy = figure(l, "train_accuracy");
-                    s.has_result = true;
-                }
+                evaluate_loaded = evaluate_loaded || s.epochs_done == n_epochs;
             } else if (!ckpt.empty()) {
                 out << "model " << s.point->index << " " << s.point->name << ": no checkpoint in "
                     << options.resume_dir << ", starting from epoch 1\n";
             }
             done[s.point->name] = s.epochs_done;
+        }
+        if (evaluate_loaded) {
+            // A model that trains no further epoch has its results from here: the test pass
+            // of the loaded parameters, which is the uninterrupted run's last test pass, and
+            // the train figures of its last metrics line, when kept.
+            const std::vector<EpochResult> test = batch->evaluate();
+            for (Slot& s : slots) {
+                if (s.epochs_done != n_epochs) continue;
+                const auto line = final_lines.find(s.point->name);
+                const nlohmann::json none;
+                const nlohmann::json& l = line == final_lines.end() ? none : line->second;
+                s.last = EpochRecord{};
+                s.last.epoch = n_epochs;
+                s.last.test = test[size_t(s.k)];
+                s.last.train.loss = figure(l, "loss");
+                s.last.train.accuracy = figure(l, "train_accuracy");
+                s.has_result = true;
+            }
         }
         metrics += kept_metrics(old_metrics, [&](const nlohmann::json& line, int64_t epoch) {
             if (!line.contains("model") || !line["model"].is_string()) return false;
@@ -278,59 +243,83 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
             return it != done.end() && epoch <= it->second;
         });
         out << "group " << g + 1 << "/" << groups.size() << ": " << slots.size() << " model"
-            << (slots.size() == 1 ? "" : "s") << " of " << slots.front().shape.to_string()
-            << ", batch " << slots.front().point->config.batch_size << ", "
-            << to_string(slots.front().point->config.optimizer.kind) << ", on "
-            << slots.front().trainer->device_name()
-            << (device.cuda ? " (one model after another)"
-                            : " (" + std::to_string(std::min<size_t>(n_workers, slots.size())) +
-                                  " at once, one thread each)")
+            << (slots.size() == 1 ? "" : "s") << " of " << shape.to_string() << ", batch "
+            << first.batch_size << ", " << to_string(first.optimizer.kind) << ", on "
+            << batch->device_name() << " (trained together: one launch per layer for all)"
             << std::endl;
 
-        auto save_checkpoints = [&](bool all) {
-            if (options.checkpoint_dir.empty()) return;
-            for (Slot& s : slots) {
-                if (s.stopped || (!all && !s.ran)) continue;
-                const TrainConfig& c = s.point->config;
-                save_checkpoint(checkpoint_file(options.checkpoint_dir, *s.point), s.shape,
-                                s.trainer->params(), s.trainer->optimizer_state(),
-                                optimizer_state_names(c.optimizer),
-                                training_metadata(c, fingerprint, s.epochs_done));
-            }
+        auto save_checkpoint_of = [&](const Slot& s) {
+            const TrainConfig& c = s.point->config;
+            save_checkpoint(checkpoint_file(options.checkpoint_dir, *s.point), shape,
+                            batch->params(s.k), batch->optimizer_state(s.k),
+                            optimizer_state_names(c.optimizer),
+                            training_metadata(c, fingerprint, s.epochs_done));
         };
-        for (int64_t e = 0; e < n_epochs; ++e) {
+        const int64_t n_steps = batch->steps_per_epoch();
+        for (;;) {
+            // Every model still training runs its next epoch; after a partial resume they
+            // may be at different epochs, each with its own plan.
             std::vector<Slot*> active;
             for (Slot& s : slots) {
-                s.ran = false;
-                s.note.clear();
-                if (!s.stopped && s.epochs_done == e) active.push_back(&s);
+                if (!s.stopped && s.epochs_done < n_epochs) active.push_back(&s);
             }
-            if (active.empty()) continue;
+            if (active.empty()) break;
             const auto t0 = std::chrono::steady_clock::now();
-            run_epochs(active, e, n_workers);
+            std::vector<EpochRecord> records(slots.size());
+            int64_t e = 0;  // the round's epoch, 0-based: the furthest model's
+            for (Slot* s : active) {
+                const EpochPlan plan =
+                    make_epoch_plan(s->point->config, batch->n_train(), n_steps, s->epochs_done);
+                EpochRecord& r = records[size_t(s->k)];
+                r.epoch = s->epochs_done + 1;
+                r.lr = float(plan.lr.front());
+                r.lr_last = float(plan.lr.back());
+                batch->plan_model(s->k, plan);
+                e = std::max(e, s->epochs_done);
+            }
+            const auto t1 = std::chrono::steady_clock::now();
+            const std::vector<EpochResult> trained = batch->train_epoch();
+            const double train_seconds =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+            std::vector<EpochOutcome> outcomes(slots.size());
+            bool any_tested = false;
+            for (Slot* s : active) {
+                EpochRecord& r = records[size_t(s->k)];
+                r.train = trained[size_t(s->k)];
+                r.seconds = train_seconds;
+                r.samples_per_s = double(batch->n_train()) / train_seconds;
+                outcomes[size_t(s->k)] = judge_training_pass(r, s->point->config, n_steps);
+                any_tested = any_tested || outcomes[size_t(s->k)].stop == EpochStop::none;
+            }
+            if (any_tested) {
+                const std::vector<EpochResult> test = batch->evaluate();
+                for (Slot* s : active) {
+                    EpochOutcome& o = outcomes[size_t(s->k)];
+                    if (o.stop == EpochStop::none) o.record.test = test[size_t(s->k)];
+                }
+            }
             const double seconds =
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            for (Slot* s : active) {
-                if (s->failure) std::rethrow_exception(s->failure);
-            }
             std::vector<double> acc;
             for (Slot* s : active) {
                 const SweepPoint& p = *s->point;
-                if (!s->note.empty())
-                    out << "  model " << p.index << " " << p.name << ": " << s->note << "\n";
-                if (s->stopped) {
+                const EpochOutcome& o = outcomes[size_t(s->k)];
+                if (!o.note.empty()) out << "  model " << p.index << " " << p.name << ": " << o.note << "\n";
+                if (o.stop != EpochStop::none) {
+                    s->stopped = true;
+                    s->reason = o.reason + " (" + o.hint + ")";
                     out << "  model " << p.index << " " << p.name << ": stopped: " << s->reason
                         << "\n";
                     continue;
                 }
-                s->epochs_done = e + 1;
-                s->last = s->record;
+                s->epochs_done += 1;
+                s->last = o.record;
                 s->has_result = true;
-                acc.push_back(s->record.test.accuracy);
+                acc.push_back(o.record.test.accuracy);
                 if (!options.metrics_path.empty()) {
-                    nlohmann::json j = epoch_json(s->record);
-                    if (s->record.train.skipped_steps > 0) {
-                        j["skipped_batches"] = s->record.train.skipped_steps;
+                    nlohmann::json j = epoch_json(o.record);
+                    if (o.record.train.skipped_steps > 0) {
+                        j["skipped_batches"] = o.record.train.skipped_steps;
                     }
                     j["model"] = p.name;
                     j["index"] = p.index;
@@ -338,8 +327,11 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
                     metrics += j.dump() + "\n";
                 }
             }
-            int64_t running = 0;
-            for (const Slot& s : slots) running += !s.stopped;
+            int64_t running = 0, remaining = 0;
+            for (const Slot& s : slots) {
+                running += !s.stopped;
+                remaining += !s.stopped && s.epochs_done < n_epochs;
+            }
             char line[256];
             if (acc.empty()) {
                 std::snprintf(line, sizeof line, "sweep epoch %lld/%lld: no model finished it",
@@ -356,15 +348,24 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
             }
             out << line << std::endl;
             if (!options.metrics_path.empty()) write_file_atomic(options.metrics_path, metrics);
-            const bool last = e + 1 == n_epochs;
             const int sig = interrupt_signal();
-            if (last || sig != 0 ||
-                (options.checkpoint_every > 0 && (e + 1) % options.checkpoint_every == 0)) {
-                save_checkpoints(sig != 0);
+            if (!options.checkpoint_dir.empty()) {
+                // A model that ran this round after its last epoch or every
+                // --checkpoint-every epochs; on a signal, every model still going.
+                std::vector<bool> ran(slots.size(), false);
+                for (const Slot* s : active) ran[size_t(s->k)] = true;
+                for (const Slot& s : slots) {
+                    if (s.stopped) continue;
+                    const bool due = ran[size_t(s.k)] &&
+                                     (s.epochs_done == n_epochs ||
+                                      (options.checkpoint_every > 0 &&
+                                       s.epochs_done % options.checkpoint_every == 0));
+                    if (due || sig != 0) save_checkpoint_of(s);
+                }
             }
             // A signal in a group's last epoch ends the run here too; only after the very last
             // epoch of the sweep is there nothing left to interrupt.
-            if (sig != 0 && !(last && g + 1 == groups.size())) {
+            if (sig != 0 && !(remaining == 0 && g + 1 == groups.size())) {
                 std::string what = "interrupted by " + signal_name(sig) + " after epoch " +
                                    std::to_string(e + 1) + " of group " + std::to_string(g + 1);
                 what += options.checkpoint_dir.empty()
@@ -396,8 +397,8 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
             const auto metadata = training_metadata(p.config, fingerprint, p.config.epochs);
             if (!options.save_dir.empty()) {
                 m.file = p.name + ".safetensors";
-                save_model((std::filesystem::path(options.save_dir) / m.file).string(), s.shape,
-                           s.trainer->params(), metadata);
+                save_model((std::filesystem::path(options.save_dir) / m.file).string(), shape,
+                           batch->params(s.k), metadata);
                 ++n_files;
             }
             // Ties keep the earlier model, as the leaderboard ranks them.
@@ -410,8 +411,8 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
                 best_accuracy = m.test_accuracy;
                 best_loss = m.test_loss;
                 best_index = m.index;
-                best_params = s.trainer->params();
-                best_shape = s.shape;
+                best_params = batch->params(s.k);
+                best_shape = shape;
                 best_metadata = metadata;
             }
         }

@@ -1,10 +1,12 @@
-// Runs the configurations of a sweep: one Trainer per model, so that model k
-// ends exactly where `mlptrain train` with its flags would. The models of a
-// group (host/sweep/grid.hpp) train epoch by epoch side by side: on the CPU
-// spread over threads, one model per thread, each trainer single-threaded; on
-// CUDA one after another, each with its own recorded epoch. Groups run one
-// after another. A model whose loss stops being finite stops alone (or skips
-// its bad batches, --on-nan) and the others go on.
+// Runs the configurations of a sweep. The models of a group (host/sweep/grid.hpp: the same
+// layer sizes, batch size and optimizer kind) train together in one BatchedTrainer
+// (host/train/batched_engine.hpp): each layer's GEMM of every model in one batched call,
+// every functor in one launch over all models, each model with its own initial weights,
+// epoch order, shifts and update scalars, the data set on the device once. On the CPU the
+// models are spread over the cores and model k ends bit for bit where `mlptrain train` with
+// its flags would; on CUDA the same to float tolerance. Groups run one after another. A model
+// whose loss stops being finite stops alone (or skips its bad batches, --on-nan) and the
+// others go on.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +22,7 @@
 namespace mlp {
 
 struct SweepOptions {
-    int n_threads = 0;                // CPU: models trained at once; 0 = one per core
+    int n_threads = 0;                // CPU: threads the models are spread over; 0 = one per core
     std::string metrics_path;         // JSON lines: every model's epochs, with "model"
     std::string save_dir;             // NAME.safetensors per model, and summary.json
     std::string save_best_path;       // the best model only

@@ -11,12 +11,22 @@
 //   void gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k,
 //             const float* a, int64_t lda, const float* b, int64_t ldb,
 //             float* c, int64_t ldc);           // C = op(A) op(B), column-major
+//   void gemm_batched(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k,
+//                     const float* a, int64_t lda, int64_t stride_a,
+//                     const float* b, int64_t ldb, int64_t stride_b,
+//                     float* c, int64_t ldc, int64_t stride_c, int64_t n_models);
+//                                                 // the same GEMM for n_models models, model
+//                                                 // i's operands at i * stride: each model's
+//                                                 // result is what gemm() gives it alone (on
+//                                                 // the CPU bit for bit, CBLAS per model)
 //   void reserve_gemm_operands(int64_t n_a, int64_t n_b);
 //                                                 // room for the largest A and B (values,
 //                                                 // ld x columns) any later gemm gets
 //   template <class F> void for_each(int64_t n, const F& f);   // f(i), i in [0, n)
 //   template <class F> void for_each_2d(int64_t n_rows, int64_t n_cols, const F& f);
-//                                                 // f(r, c) over rows x cols, c fastest
+//                                                 // f(r, c) over rows x cols, c fastest; a
+//                                                 // functor with row(r) (ops/per_model.hpp)
+//                                                 // may be run as row(r)(c)
 //   struct Graph;                                 // owner of the recordings, one per key,
 //                                                 // with int64_t n_nodes(key): launches recorded
 //   template <class Body> void run_graph(Graph& g, int64_t key, Body&& body);
@@ -108,6 +118,15 @@ struct has_gemm<
     : std::true_type {};
 
 template <class B, class = void>
+struct has_gemm_batched : std::false_type {};
+template <class B>
+struct has_gemm_batched<
+    B, std::void_t<decltype(std::declval<B&>().gemm_batched(
+           Trans::N, Trans::T, int64_t(), int64_t(), int64_t(), std::declval<const float*>(),
+           int64_t(), int64_t(), std::declval<const float*>(), int64_t(), int64_t(),
+           std::declval<float*>(), int64_t(), int64_t(), int64_t()))>> : std::true_type {};
+
+template <class B, class = void>
 struct has_reserve_gemm_operands : std::false_type {};
 template <class B>
 struct has_reserve_gemm_operands<
@@ -189,6 +208,9 @@ constexpr bool check_backend() {
                   "Backend needs copy_to_device(T*, const T*, int64_t) and copy_to_host");
     static_assert(has_gemm<B>::value,
                   "Backend needs gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc)");
+    static_assert(has_gemm_batched<B>::value,
+                  "Backend needs gemm_batched(ta, tb, m, n, k, a, lda, stride_a, b, ldb, stride_b, "
+                  "c, ldc, stride_c, n_models)");
     static_assert(has_reserve_gemm_operands<B>::value,
                   "Backend needs reserve_gemm_operands(int64_t n_a, int64_t n_b)");
     static_assert(has_for_each<B>::value, "Backend needs for_each(int64_t, const F&)");

@@ -57,20 +57,11 @@ std::string kept_metrics(
     return kept;
 }
 
-EpochOutcome run_one_epoch(Trainer& trainer, const TrainConfig& config, int64_t epoch,
-                           const StepCallback& on_step) {
-    const int64_t n_train = trainer.n_train();
-    const int64_t n_steps = trainer.steps_per_epoch();
-    const EpochPlan plan = make_epoch_plan(config, n_train, n_steps, epoch);
+EpochOutcome judge_training_pass(const EpochRecord& record, const TrainConfig& config,
+                                 int64_t n_steps) {
     EpochOutcome o;
-    EpochRecord& r = o.record;
-    r.epoch = epoch + 1;
-    r.lr = float(plan.lr.front());
-    r.lr_last = float(plan.lr.back());
-    const auto t0 = std::chrono::steady_clock::now();
-    r.train = trainer.train_epoch(plan, on_step);
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    r.samples_per_s = double(n_train) / r.seconds;
+    o.record = record;
+    const EpochRecord& r = o.record;
     const std::string in = "epoch " + std::to_string(r.epoch);
     if (r.train.first_bad_step >= 0 && config.on_nan == NanPolicy::stop) {
         o.stop = EpochStop::bad_step;
@@ -95,9 +86,25 @@ EpochOutcome run_one_epoch(Trainer& trainer, const TrainConfig& config, int64_t 
         o.stop = EpochStop::bad_loss;
         o.reason = "training loss became " + std::to_string(r.train.loss) + " in " + in;
         o.hint = "try a smaller --lr";
-        return o;
     }
-    r.test = trainer.evaluate();
+    return o;
+}
+
+EpochOutcome run_one_epoch(Trainer& trainer, const TrainConfig& config, int64_t epoch,
+                           const StepCallback& on_step) {
+    const int64_t n_train = trainer.n_train();
+    const int64_t n_steps = trainer.steps_per_epoch();
+    const EpochPlan plan = make_epoch_plan(config, n_train, n_steps, epoch);
+    EpochRecord r;
+    r.epoch = epoch + 1;
+    r.lr = float(plan.lr.front());
+    r.lr_last = float(plan.lr.back());
+    const auto t0 = std::chrono::steady_clock::now();
+    r.train = trainer.train_epoch(plan, on_step);
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.samples_per_s = double(n_train) / r.seconds;
+    EpochOutcome o = judge_training_pass(r, config, n_steps);
+    if (o.stop == EpochStop::none) o.record.test = trainer.evaluate();
     return o;
 }
 

@@ -52,6 +52,13 @@ struct EpochOutcome {
     std::string note;    // the batches --on-nan skip-batch skipped, "" when none
 };
 
+// The non-finite checks of a finished training pass (record.train), in a fixed order: a bad
+// step under --on-nan stop, every step skipped, a non-finite epoch loss; and the note of the
+// batches --on-nan skip-batch skipped. The test figures are the caller's to add when stop is
+// none. run_one_epoch and the batched sweep both judge their epochs with it.
+EpochOutcome judge_training_pass(const EpochRecord& record, const TrainConfig& config,
+                                 int64_t n_steps);
+
 // Epoch `epoch` (0-based) of `trainer` as `train` runs it: the plan of make_epoch_plan, the
 // timed training pass, the non-finite checks in a fixed order, and the test pass when they
 // pass. `train` and `sweep` both run their epochs through it, so a sweep's model is the model
