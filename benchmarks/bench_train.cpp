@@ -15,10 +15,19 @@
 // training step (CUDA: kernels, cuBLAS's included; CPU: the recorded launches):
 // the launches a step costs. --optimizer and --momentum time the other update
 // rules (the update is one launch over all parameters either way).
+//
+// --models N,... adds, per batch size, N models trained together by the
+// batched trainer a sweep uses (seeds --seed .. --seed + N - 1, each its own
+// epoch order), timed the same way: the epoch time of all N, the throughput in
+// model-samples/s (N x samples/s), and the ratio of that epoch time to the one
+// model trained alone just before, in the same run.
 #include <cblas.h>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -37,6 +46,7 @@
 #include "host/data/data_source.hpp"
 #include "host/device/device.hpp"
 #include "host/model/model.hpp"
+#include "host/train/batched_trainer.hpp"
 #include "host/train/report.hpp"
 #include "host/train/trainer.hpp"
 
@@ -59,6 +69,7 @@ struct BenchConfig {
     float lr = 0.1f;
     uint64_t seed = 42;
     OptimizerConfig optimizer;
+    std::vector<int64_t> models;  // batches of models to time beside one model; empty: none
     std::string json_path;
 };
 
@@ -74,6 +85,9 @@ struct BenchResult {
     double final_loss = 0.0;
     int64_t graph_nodes = -1;            // nodes of the recorded epoch graph; -1: no graph
     double graph_nodes_per_step = -1.0;  // graph_nodes / steps per epoch
+    int64_t n_models = 1;                // trained together (the batched trainer when > 1)
+    bool batched = false;
+    double ratio_to_one = -1.0;          // batched: median epoch / one model's; -1: none
 };
 
 static double median(std::vector<double> v) {
@@ -82,6 +96,14 @@ static double median(std::vector<double> v) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+
+static int omp_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
 
 static BenchResult run_config(const BenchConfig& config, const DeviceChoice& device,
                               const ModelShape& shape, const Dataset& data, int64_t batch_size,
@@ -135,6 +157,72 @@ static BenchResult run_config(const BenchConfig& config, const DeviceChoice& dev
     return r;
 }
 
+// N models of one shape as a sweep trains them (make_batched_trainer), seeds config.seed + k.
+static BenchResult run_batched_config(const BenchConfig& config, const DeviceChoice& device,
+                                      const ModelShape& shape, const Dataset& data,
+                                      int64_t batch_size, int64_t n_models, std::ostream& out) {
+    TrainerOptions options;
+    options.batch_size = batch_size;
+    options.use_graph = config.use_graph;
+    options.cpu_threads = config.threads;
+    const std::vector<OptimizerConfig> optimizers(size_t(n_models), config.optimizer);
+    auto batch = make_batched_trainer(device, shape, data, options, optimizers);
+    for (int64_t k = 0; k < n_models; ++k) {
+        batch->set_params(k, init_params(shape, config.seed + uint64_t(k)));
+    }
+    BenchResult r;
+    r.batch_size = batch_size;
+    r.n_models = n_models;
+    r.batched = true;
+    r.device_name = batch->device_name();
+    r.threads = device.cuda ? 0 : omp_threads();
+    out << "batch " << batch_size << ", " << n_models << " models together on " << r.device_name
+        << "\n";
+    const int64_t n_train = batch->n_train(), n_steps = batch->steps_per_epoch();
+    for (int64_t e = 0; e < config.epochs; ++e) {
+        for (int64_t k = 0; k < n_models; ++k) {
+            EpochPlan plan;
+            plan.perm = epoch_permutation(n_train, config.seed + uint64_t(k), e);
+            plan.lr.assign(size_t(n_steps), double(config.lr));
+            batch->plan_model(k, plan);
+        }
+        std::vector<EpochResult> trained;
+        const double seconds = batch->time_seconds([&] { trained = batch->train_epoch(); });
+        if (e == 0 && config.use_graph) {
+            r.graph_nodes = batch->train_graph_nodes();
+            r.graph_nodes_per_step = double(r.graph_nodes) / double(n_steps);
+        }
+        const std::vector<EpochResult> test = batch->evaluate();
+        double loss = 0.0, accuracy = 0.0, best = 0.0;
+        for (int64_t k = 0; k < n_models; ++k) {
+            loss += trained[size_t(k)].loss / double(n_models);
+            accuracy += test[size_t(k)].accuracy / double(n_models);
+            best = std::max(best, test[size_t(k)].accuracy);
+        }
+        if (!std::isfinite(loss)) {
+            throw Error("batch " + std::to_string(batch_size) + ", " + std::to_string(n_models) +
+                        " models: mean training loss became " + std::to_string(loss) +
+                        " in epoch " + std::to_string(e + 1) + " (try a smaller --lr)");
+        }
+        char line[256];
+        std::snprintf(line, sizeof line,
+                      "  epoch %lld/%lld mean loss %.4f test_acc mean %.2f%% best %.2f%% time "
+                      "%.3fs model-samples/s %.0f%s",
+                      (long long)(e + 1), (long long)config.epochs, loss, 100.0 * accuracy,
+                      100.0 * best, seconds, double(n_models * n_train) / seconds,
+                      e < config.warmup ? " (warm-up)" : "");
+        out << line << std::endl;
+        r.epoch_seconds.push_back(seconds);
+        r.test_accuracy = accuracy;
+        r.final_loss = loss;
+    }
+    const std::vector<double> timed(r.epoch_seconds.begin() + config.warmup, r.epoch_seconds.end());
+    r.median_s = median(timed);
+    r.samples_per_s = double(n_train) / r.median_s;
+    r.step_us = r.median_s / double(n_steps) * 1e6;
+    return r;
+}
+
 static nlohmann::json result_json(const BenchConfig& config, const DeviceChoice& device,
                                   const Dataset& data, const ModelShape& shape,
                                   const BenchResult& r) {
@@ -156,6 +244,10 @@ static nlohmann::json result_json(const BenchConfig& config, const DeviceChoice&
             {"momentum", config.optimizer.momentum},
             {"graph_nodes", r.graph_nodes},
             {"graph_nodes_per_step", r.graph_nodes_per_step},
+            {"models", r.n_models},
+            {"batched", r.batched},
+            {"model_samples_per_s", double(r.n_models) * r.samples_per_s},
+            {"epoch_ratio_to_one_model", r.ratio_to_one},
             {"dataset", data.name},
             {"n_train", data.train.size()},
             {"n_test", data.test.size()},
@@ -169,17 +261,21 @@ static nlohmann::json result_json(const BenchConfig& config, const DeviceChoice&
 static void print_table(const std::vector<BenchResult>& results, int64_t n_timed,
                         std::ostream& out) {
     char line[256];
-    std::snprintf(line, sizeof line, "%7s %8s %15s %11s %10s %10s %9s  %s\n", "batch",
-                  "threads", "median_epoch_s", "samples/s", "step_us", "nodes/step", "test_acc",
-                  "device");
+    std::snprintf(line, sizeof line, "%7s %7s %8s %15s %13s %10s %10s %9s %8s  %s\n", "batch",
+                  "models", "threads", "median_epoch_s", "model-smp/s", "step_us", "nodes/step",
+                  "test_acc", "x one", "device");
     out << "\nmlptrain, median of " << n_timed << " timed epoch(s) per configuration:\n" << line;
     for (const BenchResult& r : results) {
         char nodes[32] = "-";
         if (r.graph_nodes >= 0) std::snprintf(nodes, sizeof nodes, "%.2f", r.graph_nodes_per_step);
-        std::snprintf(line, sizeof line, "%7lld %8s %15.4f %11.0f %10.1f %10s %8.2f%%  %s\n",
-                      (long long)r.batch_size, r.threads ? std::to_string(r.threads).c_str() : "-",
-                      r.median_s, r.samples_per_s, r.step_us, nodes, 100.0 * r.test_accuracy,
-                      r.device_name.c_str());
+        char ratio[32] = "-";
+        if (r.ratio_to_one >= 0) std::snprintf(ratio, sizeof ratio, "%.2f", r.ratio_to_one);
+        std::snprintf(line, sizeof line,
+                      "%7lld %7lld %8s %15.4f %13.0f %10.1f %10s %8.2f%% %8s  %s\n",
+                      (long long)r.batch_size, (long long)r.n_models,
+                      r.threads ? std::to_string(r.threads).c_str() : "-", r.median_s,
+                      double(r.n_models) * r.samples_per_s, r.step_us, nodes,
+                      100.0 * r.test_accuracy, ratio, r.device_name.c_str());
         out << line;
     }
     out.flush();
@@ -203,7 +299,14 @@ static int run_bench(const BenchConfig& config, std::ostream& out) {
     nlohmann::json all = nlohmann::json::array();
     for (int64_t batch : config.batch_sizes) {
         results.push_back(run_config(config, device, shape, data, batch, out));
+        const double one = results.back().median_s;
         all.push_back(result_json(config, device, data, shape, results.back()));
+        for (int64_t n_models : config.models) {
+            results.push_back(
+                run_batched_config(config, device, shape, data, batch, n_models, out));
+            results.back().ratio_to_one = results.back().median_s / one;
+            all.push_back(result_json(config, device, data, shape, results.back()));
+        }
         // Written after every configuration, so an interrupted run keeps what it measured.
         if (!config.json_path.empty()) write_file_atomic(config.json_path, all.dump(2) + "\n");
     }
@@ -253,12 +356,17 @@ static int bench_main(int argc, char** argv) {
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
     app.add_option("--seed", config.seed, "random seed")->capture_default_str();
+    std::string models_text;
+    app.add_option("--models", models_text,
+                   "also time these counts of models trained together (a sweep's batched "
+                   "trainer), e.g. 8,32, beside one model alone");
     app.add_option("--json", config.json_path,
                    "write the results here: a JSON array, one object per batch size");
     try {
         app.parse(argc, argv);
         config.batch_sizes = parse_size_list(batch_text, "--batch-sizes");
         config.hidden = parse_size_list(hidden_text, "--hidden");
+        if (!models_text.empty()) config.models = parse_size_list(models_text, "--models");
         config.optimizer.kind = parse_optimizer_kind(optimizer_text);
         config.optimizer.weight_decay = optimizer_info(config.optimizer.kind).default_weight_decay;
         parse_device(config.device);

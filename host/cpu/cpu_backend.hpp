@@ -193,10 +193,13 @@ private:
     // element of such a row can be a whole chunk of one model's work (its gradient norm's
     // part), and static scheduling gives each thread the same models in every launch.
     template <class F>
+    static bool parallel_rows(int64_t n_rows, int64_t n_cols) {
+        return has_row<F>::value ? n_rows > 1 && n_rows * n_cols >= 64
+                                 : n_rows * n_cols >= k_parallel_threshold;
+    }
+    template <class F>
     static void run_for_each_2d(int64_t n_rows, int64_t n_cols, const F& f) {
-        const bool parallel = has_row<F>::value ? n_rows > 1 && n_rows * n_cols >= 64
-                                                : n_rows * n_cols >= k_parallel_threshold;
-#pragma omp parallel for schedule(static) if (parallel)
+#pragma omp parallel for schedule(static) if (parallel_rows<F>(n_rows, n_cols))
         for (int64_t r = 0; r < n_rows; ++r) {
             if constexpr (has_row<F>::value) {
                 const auto body = f.row(r);

@@ -27,12 +27,11 @@ uint64_t model_bytes(const ModelShape& shape, const TrainConfig& config, const D
     const uint64_t n_max = uint64_t(std::max(d.n_train, d.n_test));
     uint64_t bytes = 4 * n_params * n_buffers;                           // params, grads, state
     bytes += 4 * capacity * (widths + 2 * uint64_t(shape.max_width()));  // activations, scratch
-    bytes += data_bytes(d) + uint64_t(d.n_train + d.n_test);             // data copy, host labels
-    bytes += 4 * uint64_t(d.n_train + d.n_test) + 2 * uint64_t(d.n_train);  // orders, shifts
-    bytes += 5 * n_max;                                                     // loss, prediction
-    bytes += n_steps * (sizeof(OptimizerStep) + 4 + 1);                     // step tables
-    // The epoch plan on the host: order, rates, shifts.
-    bytes += 4 * uint64_t(d.n_train) + 8 * n_steps + 2 * uint64_t(d.n_train);
+    bytes += 4 * uint64_t(d.n_train) + 2 * uint64_t(d.n_train);          // order, shifts
+    bytes += 5 * n_max;                                                  // loss, prediction
+    bytes += n_steps * (sizeof(OptimizerStep) + 4 + 1);                  // step tables
+    bytes += 2 * 4 + 1 + 28;                                             // guard, stop, scalars
+    bytes += 256 * 4;                                                    // gradient-norm parts
     return bytes;
 }
 
@@ -45,16 +44,23 @@ constexpr uint64_t k_cublas_workspace_bytes = uint64_t(32) << 20;
 // this yet).
 constexpr uint64_t k_cublas_handle_bytes = uint64_t(4) << 20;
 
-uint64_t cuda_fixed_bytes(const ModelShape& shape, const TrainConfig& config) {
-    const uint64_t capacity = uint64_t(std::max(config.batch_size, config.test_batch_size));
-    uint64_t bytes = 2 * (k_cublas_workspace_bytes + k_cublas_handle_bytes);
-    // One bit per activation of a hidden layer, a column's bits padded to a multiple of 128
-    // (relu_mask_ld, cuda/lt_matmul.cpp).
-    for (int64_t w : config.hidden) bytes += (uint64_t(w) + 127) / 128 * 16 * capacity;
+uint64_t batch_fixed_bytes(const ModelShape& shape, const TrainConfig& config,
+                           const DataSize& d, int64_t n_models, bool cuda) {
+    const uint64_t n_steps = uint64_t((d.n_train + config.batch_size - 1) / config.batch_size);
+    uint64_t bytes = data_bytes(d) + uint64_t(d.n_train + d.n_test);  // data copy, host labels
+    bytes += 4 * uint64_t(d.n_test);                                  // the shared test order
+    // One epoch plan on the host at a time: order, rates, shifts; and the read-back of one
+    // model's per-sample figures.
+    bytes += 4 * uint64_t(d.n_train) + 8 * n_steps + 2 * uint64_t(d.n_train);
+    bytes += 5 * uint64_t(std::max(d.n_train, d.n_test));
+    if (!cuda) return bytes;
+    bytes += 2 * (k_cublas_workspace_bytes + k_cublas_handle_bytes);
     if (config.precision == Precision::bf16) {
-        // Two operand sets (main and side stream), each a bf16 copy of the weights and of
-        // the widest activation block.
-        bytes += 2 * 2 * (uint64_t(shape.n_params()) + capacity * uint64_t(shape.max_width()));
+        // Two operand sets (main and side stream), each a bf16 copy of every model's weights
+        // or widest activation block, and of every model's widest activation block.
+        const uint64_t capacity = uint64_t(std::max(config.batch_size, config.test_batch_size));
+        const uint64_t act = capacity * uint64_t(shape.max_width());
+        bytes += 2 * 2 * uint64_t(n_models) * (std::max(uint64_t(shape.n_params()), act) + act);
     }
     return bytes;
 }

@@ -1,7 +1,9 @@
-// What a sweep will allocate, estimated before anything is: every model keeps
+// What a sweep will allocate, estimated before anything is: the models of a
+// group train in one batch (host/train/batched_engine.hpp), each model with
 // its parameters, gradients, optimizer buffers, activations and per-sample
-// buffers, and (the engine uploads its own copy) the data set's bytes; the data
-// set loaded by the command is counted once more.
+// buffers in the batch's arrays, and the batch with one copy of the data set
+// and, on CUDA, one backend; the data set loaded by the command is counted once
+// more on the host.
 #pragma once
 
 #include <cstdint>
@@ -18,14 +20,15 @@ struct DataSize {
     int64_t n_features = 0;
 };
 
-// Bytes one model's trainer holds while it trains (the engine's buffers and one
-// epoch plan).
+// Bytes one model of a batch holds while it trains (its slices of the batch's buffers).
 uint64_t model_bytes(const ModelShape& shape, const TrainConfig& config, const DataSize& data);
 
-// Bytes a model's trainer holds on CUDA beyond model_bytes(): each trainer has its own
-// backend, with two cuBLAS handles and their workspaces, the ReLU masks of the fused
-// kernels and, under --precision bf16, the bf16 copies of the GEMM operands.
-uint64_t cuda_fixed_bytes(const ModelShape& shape, const TrainConfig& config);
+// Bytes a batch holds once, whatever its model count besides the bf16 copies: the data
+// set's copy and the host-side epoch plan; on CUDA (cuda) also the backend's two cuBLAS
+// handles and their workspaces and, under --precision bf16, the bf16 copies of the
+// n_models models' GEMM operands.
+uint64_t batch_fixed_bytes(const ModelShape& shape, const TrainConfig& config,
+                           const DataSize& data, int64_t n_models, bool cuda);
 
 // Bytes of the loaded data set: images and labels of both splits.
 uint64_t data_bytes(const DataSize& data);

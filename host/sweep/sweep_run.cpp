@@ -57,28 +57,28 @@ static DataSize size_of(const Dataset& data) {
 void check_sweep_memory(const std::vector<SweepPoint>& points, const Dataset& data,
                         const DeviceChoice& device, uint64_t limit_bytes) {
     const DataSize size = size_of(data);
-    uint64_t peak = 0, per_model = 0;
+    uint64_t peak = 0, per_model = 0, fixed = 0;
     size_t peak_models = 0;
     for (const auto& group : group_points(points)) {
-        uint64_t bytes = 0;
-        for (size_t i : group) {
-            const TrainConfig& c = points[i].config;
-            const ModelShape shape(data.n_features(), c.hidden, data.n_classes);
-            bytes += model_bytes(shape, c, size);
-            if (device.cuda) bytes += cuda_fixed_bytes(shape, c);
-        }
-        if (bytes > peak) {
-            peak = bytes;
+        const TrainConfig& first = points[group.front()].config;
+        const ModelShape shape(data.n_features(), first.hidden, data.n_classes);
+        uint64_t models = 0;
+        for (size_t i : group) models += model_bytes(shape, points[i].config, size);
+        const uint64_t once =
+            batch_fixed_bytes(shape, first, size, int64_t(group.size()), device.cuda);
+        if (models + once > peak) {
+            peak = models + once;
             peak_models = group.size();
-            per_model = bytes / group.size();
+            per_model = models / group.size();
+            fixed = once;
         }
     }
     const uint64_t data_once = data_bytes(size);
     auto refuse = [&](const std::string& where, uint64_t needed, uint64_t have) {
         throw Error("sweep: " + std::to_string(peak_models) + " models training together need " +
                     format_bytes(needed) + " of " + where + " (" + format_bytes(per_model) +
-                    " each, the data set's copy included" +
-                    (device.cuda ? std::string(", and each model's cuBLAS workspaces") : "") +
+                    " each, and " + format_bytes(fixed) + " for the batch: the data set's copy" +
+                    (device.cuda ? std::string(" and the cuBLAS workspaces") : "") +
                     (where == "host memory"
                          ? ", plus " + format_bytes(data_once) + " for the data set loaded once"
                          : std::string()) +

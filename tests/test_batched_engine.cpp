@@ -1,0 +1,225 @@
+// The batched engine (host/train/batched_engine.hpp) against the one-model
+// Engine on the CPU backend: model k of a batch ends bit for bit where a
+// trainer with model k's options ends, whatever the others do (other update
+// scalars, momentum or none, sitting an epoch out, diverging); its state
+// reads and writes per model; and the batched GEMM is the GEMM per model.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "host/base/rng.hpp"
+#include "host/cpu/cpu_backend.hpp"
+#include "host/model/model.hpp"
+#include "host/train/batched_trainer.hpp"
+#include "host/train/trainer.hpp"
+#include "synthetic.hpp"
+
+namespace mlp {
+namespace {
+
+const ModelShape k_shape({20, 8, 6, 3});
+
+EpochPlan plan_of(int64_t n_train, int64_t n_steps, uint64_t seed, int64_t epoch, double lr,
+                  bool shifts) {
+    EpochPlan plan;
+    plan.perm = epoch_permutation(n_train, seed, epoch);
+    for (int64_t k = 0; k < n_steps; ++k) plan.lr.push_back(lr * (1.0 - 0.02 * double(k)));
+    if (shifts) plan.shifts = epoch_shifts(n_train, 1, seed, epoch);
+    return plan;
+}
+
+struct Member {
+    OptimizerConfig optimizer;
+    uint64_t seed;
+    double lr;
+};
+
+// Trains `members` as one batch for `n_epochs`, model `sits_out` skipping epoch 1, and each
+// member alone with the same plans; expects identical parameters and state.
+void expect_batch_matches_alone(const std::vector<Member>& members, TrainerOptions options,
+                                bool shifts, int64_t sits_out = -1) {
+    const Dataset data = test::synthetic_dataset(200, 50, 4, 5, 3);
+    const int64_t n_epochs = 3;
+    std::vector<OptimizerConfig> optimizers;
+    for (const Member& m : members) optimizers.push_back(m.optimizer);
+    options.cpu_threads = 2;
+    auto batch = make_cpu_batched_trainer(k_shape, data, options, optimizers);
+    ASSERT_EQ(batch->n_models(), int64_t(members.size()));
+    for (size_t k = 0; k < members.size(); ++k) {
+        batch->set_params(int64_t(k), init_params(k_shape, members[k].seed));
+    }
+    const int64_t n_steps = batch->steps_per_epoch();
+    std::vector<std::vector<EpochResult>> batch_results;
+    for (int64_t e = 0; e < n_epochs; ++e) {
+        for (size_t k = 0; k < members.size(); ++k) {
+            if (int64_t(k) == sits_out && e == 1) continue;
+            // A model that sat an epoch out plays the next one's plan late, as a resumed
+            // sweep model does.
+            const int64_t its_epoch = int64_t(k) == sits_out && e > 1 ? e - 1 : e;
+            batch->plan_model(int64_t(k), plan_of(batch->n_train(), n_steps, members[k].seed,
+                                                  its_epoch, members[k].lr, shifts));
+        }
+        batch_results.push_back(batch->train_epoch());
+    }
+    const std::vector<EpochResult> batch_test = batch->evaluate();
+
+    for (size_t k = 0; k < members.size(); ++k) {
+        TrainerOptions one = options;
+        one.optimizer = members[k].optimizer;
+        one.cpu_threads = 1;
+        auto alone = make_cpu_trainer(k_shape, data, one);
+        alone->set_params(init_params(k_shape, members[k].seed));
+        const int64_t its_epochs = int64_t(k) == sits_out ? n_epochs - 1 : n_epochs;
+        for (int64_t e = 0; e < its_epochs; ++e) {
+            const EpochResult r = alone->train_epoch(
+                plan_of(alone->n_train(), n_steps, members[k].seed, e, members[k].lr, shifts));
+            const int64_t batch_epoch = int64_t(k) == sits_out && e >= 1 ? e + 1 : e;
+            const EpochResult& b = batch_results[size_t(batch_epoch)][k];
+            EXPECT_EQ(r.n_samples, b.n_samples) << "model " << k << " epoch " << e;
+            if (std::isfinite(r.loss) || std::isfinite(b.loss)) {
+                EXPECT_EQ(r.loss, b.loss) << "model " << k << " epoch " << e;
+            }
+            EXPECT_EQ(r.accuracy, b.accuracy) << "model " << k << " epoch " << e;
+            EXPECT_EQ(r.grad_norm, b.grad_norm) << "model " << k << " epoch " << e;
+            EXPECT_EQ(r.first_bad_step, b.first_bad_step) << "model " << k << " epoch " << e;
+            EXPECT_EQ(r.skipped_steps, b.skipped_steps) << "model " << k << " epoch " << e;
+        }
+        if (sits_out >= 0) {
+            EXPECT_EQ(batch_results[1][size_t(sits_out)].n_samples, 0);
+        }
+        EXPECT_TRUE(alone->params() == batch->params(int64_t(k))) << "model " << k;
+        const OptimizerState a = alone->optimizer_state(), b = batch->optimizer_state(int64_t(k));
+        EXPECT_EQ(a.step, b.step) << "model " << k;
+        EXPECT_TRUE(a.buffers == b.buffers) << "model " << k;
+        const EpochResult t = alone->evaluate();
+        if (std::isfinite(t.loss)) {
+            EXPECT_EQ(t.loss, batch_test[k].loss) << "model " << k;
+        }
+        EXPECT_EQ(t.accuracy, batch_test[k].accuracy) << "model " << k;
+    }
+}
+
+OptimizerConfig sgd(double momentum, double weight_decay, bool nesterov = false) {
+    OptimizerConfig o;
+    o.kind = OptimizerKind::sgd;
+    o.momentum = momentum;
+    o.weight_decay = weight_decay;
+    o.nesterov = nesterov;
+    return o;
+}
+
+OptimizerConfig adam(OptimizerKind kind, double beta1, double beta2, double weight_decay) {
+    OptimizerConfig o;
+    o.kind = kind;
+    o.beta1 = beta1;
+    o.beta2 = beta2;
+    o.weight_decay = weight_decay;
+    return o;
+}
+
+TrainerOptions small_batches() {
+    TrainerOptions o;
+    o.batch_size = 16;
+    o.eval_batch_size = 20;
+    return o;
+}
+
+// Plain SGD beside momentum: the batch keeps momentum buffers, the plain model must not use one.
+TEST(BatchedEngine, SgdWithAndWithoutMomentumMatchesAlone) {
+    expect_batch_matches_alone({{sgd(0.0, 0.0), 1, 0.1},
+                                {sgd(0.9, 0.0), 2, 0.05},
+                                {sgd(0.5, 1e-3), 3, 0.1},
+                                {sgd(0.0, 5e-4), 4, 0.2}},
+                               small_batches(), false);
+}
+
+TEST(BatchedEngine, NesterovWithShiftsMatchesAlone) {
+    expect_batch_matches_alone({{sgd(0.9, 0.0, true), 5, 0.05}, {sgd(0.8, 1e-4, true), 6, 0.02}},
+                               small_batches(), true);
+}
+
+TEST(BatchedEngine, AdamwAndAdamWithOwnBetasMatchAlone) {
+    expect_batch_matches_alone({{adam(OptimizerKind::adamw, 0.9, 0.999, 0.01), 1, 3e-3},
+                                {adam(OptimizerKind::adamw, 0.8, 0.99, 0.0), 2, 1e-2},
+                                {adam(OptimizerKind::adamw, 0.95, 0.9, 0.1), 3, 5e-3}},
+                               small_batches(), true);
+    expect_batch_matches_alone({{adam(OptimizerKind::adam, 0.9, 0.999, 1e-3), 4, 3e-3},
+                                {adam(OptimizerKind::adam, 0.7, 0.98, 0.0), 5, 1e-2}},
+                               small_batches(), false);
+}
+
+// A model that sits out an epoch keeps its state; it trains its next epoch later.
+TEST(BatchedEngine, ModelThatSitsOutAnEpochIsUntouched) {
+    expect_batch_matches_alone(
+        {{sgd(0.9, 0.0), 1, 0.1}, {sgd(0.9, 0.0), 2, 0.1}, {sgd(0.9, 0.0), 3, 0.1}},
+        small_batches(), true, 1);
+    expect_batch_matches_alone({{adam(OptimizerKind::adamw, 0.9, 0.999, 0.01), 1, 3e-3},
+                                {adam(OptimizerKind::adamw, 0.9, 0.999, 0.01), 2, 3e-3}},
+                               small_batches(), false, 0);
+}
+
+// One model diverges: its guard marks it (stop, or skipped steps), the others train on as if
+// it were not there.
+TEST(BatchedEngine, DivergingModelLeavesTheOthersAlone) {
+    TrainerOptions stop = small_batches();
+    stop.on_nan = NanPolicy::stop;
+    expect_batch_matches_alone({{sgd(0.0, 0.0), 1, 0.1}, {sgd(0.0, 0.0), 2, 1e30}}, stop, false);
+    TrainerOptions skip = small_batches();
+    skip.on_nan = NanPolicy::skip_batch;
+    expect_batch_matches_alone({{sgd(0.9, 0.0), 1, 1e30}, {sgd(0.9, 0.0), 2, 0.1}}, skip, false);
+}
+
+TEST(BatchedEngine, RefusesWhatItCannotBatch) {
+    const Dataset data = test::synthetic_dataset(40, 10, 4, 5, 3);
+    TrainerOptions options = small_batches();
+    EXPECT_THROW(make_cpu_batched_trainer(k_shape, data, options, {}), Error);
+    EXPECT_THROW(make_cpu_batched_trainer(k_shape, data, options,
+                                          {sgd(0.0, 0.0), adam(OptimizerKind::adam, 0.9, 0.999, 0)}),
+                 Error);
+    TrainerOptions fused = options;
+    fused.kernels = KernelPath::fused;
+    EXPECT_THROW(make_cpu_batched_trainer(k_shape, data, fused, {sgd(0.0, 0.0)}), Error);
+    auto batch = make_cpu_batched_trainer(k_shape, data, options, {sgd(0.0, 0.0), sgd(0.9, 0)});
+    EXPECT_THROW(batch->train_epoch(), Error);  // nothing planned
+    EXPECT_THROW(batch->params(2), Error);
+    EXPECT_THROW(batch->set_params(0, std::vector<float>(3)), Error);
+    OptimizerState none;
+    EXPECT_NO_THROW(batch->set_optimizer_state(0, none));  // plain SGD keeps no buffer
+    EXPECT_THROW(batch->set_optimizer_state(1, none), Error);
+    EpochPlan plan = plan_of(batch->n_train(), batch->steps_per_epoch(), 1, 0, 0.1, true);
+    batch->plan_model(0, plan);
+    plan.shifts.clear();
+    EXPECT_THROW(batch->plan_model(1, plan), Error);  // shifts for one, none for the other
+    plan.lr.pop_back();
+    EXPECT_THROW(batch->plan_model(0, plan), Error);
+}
+
+// gemm_batched is gemm per model, bit for bit, for every transpose the engine uses.
+TEST(BatchedEngine, BatchedGemmIsTheGemmOfEachModel) {
+    CpuBackend be;
+    const int64_t m = 7, n = 5, k = 9, n_models = 3;
+    const int64_t stride_a = 80, stride_b = 60, stride_c = 40;
+    std::vector<float> a(size_t(n_models * stride_a)), b(size_t(n_models * stride_b));
+    for (size_t i = 0; i < a.size(); ++i) a[i] = float(std::sin(double(i))) * 3.0f;
+    for (size_t i = 0; i < b.size(); ++i) b[i] = float(std::cos(double(i) * 0.7));
+    for (Trans ta : {Trans::N, Trans::T}) {
+        for (Trans tb : {Trans::N, Trans::T}) {
+            const int64_t lda = ta == Trans::N ? m : k, ldb = tb == Trans::N ? k : n;
+            std::vector<float> batched(size_t(n_models * stride_c), -1.0f);
+            std::vector<float> one(size_t(n_models * stride_c), -1.0f);
+            be.gemm_batched(ta, tb, m, n, k, a.data(), lda, stride_a, b.data(), ldb, stride_b,
+                            batched.data(), m, stride_c, n_models);
+            for (int64_t i = 0; i < n_models; ++i) {
+                be.gemm(ta, tb, m, n, k, a.data() + i * stride_a, lda, b.data() + i * stride_b,
+                        ldb, one.data() + i * stride_c, m);
+            }
+            EXPECT_TRUE(batched == one);
+            EXPECT_EQ(batched[size_t(m * n)], -1.0f);  // nothing written past a model's C
+        }
+    }
+}
+
+}  // namespace
+}  // namespace mlp
