@@ -18,7 +18,8 @@
 #   --out DIR      where the JSON results, logs and table go (default out/bench-DATE-TIME)
 #   --no-torch     NumPy only (no torch install); --no-compile leaves out torch.compile
 #   --no-sweep     leaves out the sweep case (CPU: benchmarks/bench_sweep.sh, 8 models of the
-#                  default config in one `mlptrain sweep` against 8 sequential `train` runs)
+#                  default config in one `mlptrain sweep` against 8 sequential `train` runs;
+#                  CUDA: mlptrain-bench --models 32 beside one model, and torch_vmap.py)
 #   --build-dir    where to build mlptrain-bench (default build-bench-cpu, -DMLPTRAIN_CUDA=OFF;
 #                  or build-bench-cuda)
 #
@@ -274,8 +275,10 @@ EOF
 echo
 python3 "$here/compare_table.py" "$out" --markdown
 # --- the sweep case --------------------------------------------------------------------------
-# On the CPU: many models in one process against as many processes, in this same run. (On
-# CUDA a sweep runs its models one after another today, so there is no case to time yet.)
+# On the CPU: many models in one process against as many processes, in this same run. On
+# CUDA: 32 models at batch 64 trained together (the sweep's batched trainer) beside one model
+# alone (the target: at most 2x its epoch time), and the same 32 models in PyTorch with
+# torch.func.vmap; model-samples/s for each. Its JSON goes to sweep/, apart from the table's.
 if [ "$sweep" = 1 ] && [ "$device" = cpu ]; then
   echo
   if ! "$here/bench_sweep.sh" --mlptrain "$build_dir/mlptrain" --data "$data" \
@@ -284,6 +287,20 @@ if [ "$sweep" = 1 ] && [ "$device" = cpu ]; then
     failed=1
   fi
   tail -n 12 "$out/logs/sweep.log"
+elif [ "$sweep" = 1 ]; then
+  echo
+  mkdir -p "$out/sweep"
+  run sweep-mlptrain "$bench" --data "$data" --device cuda --batch-sizes 64 --models 32 \
+    --epochs "$epochs" --warmup "$warmup" --json "$out/sweep/mlptrain.json"
+  tail -n 4 "$out/logs/sweep-mlptrain.log"
+  if [ "$torch" = 1 ]; then
+    for mode in eager graph; do
+      run "sweep-torch-vmap-$mode" "$py" "$baselines/torch_vmap.py" "${common[@]}" \
+        --models 32 --mode "$mode" --device cuda --batch-size 64 \
+        --json "$out/sweep/torch-vmap-$mode.json"
+      tail -n 1 "$out/logs/sweep-torch-vmap-$mode.log"
+    done
+  fi
 fi
 echo
 echo "compare.sh: done in $(( $(date +%s) - start )) s; results, logs and table.md in $out"

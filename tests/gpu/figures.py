@@ -4,6 +4,9 @@
     figures.py gtest FILE        tests, failures and skips of a --gtest_output=json file
     figures.py bench FILE        per batch: median epoch time and graph nodes per step
     figures.py torch FILE        median epoch time of one baseline run
+    figures.py sweep FILE        mlptrain-bench --models: per model count, epoch time,
+                                 model-samples/s and the ratio to one model alone; or one
+                                 torch_vmap.py record
     figures.py kernels FILE      cases, errors, and a few per-launch times
 
 Standard library only. Prints "?" and exits 0 when the file is missing or malformed, so the
@@ -36,6 +39,20 @@ def torch(j) -> str:
     return f"{j['median_epoch_s']:.4f}s"
 
 
+def sweep(j) -> str:
+    if isinstance(j, dict):  # torch_vmap.py: one record
+        return (f"{j['models']} models {j['median_epoch_s']:.4f}s, "
+                f"{j['model_samples_per_s']:.0f} model-samples/s")
+    parts = []
+    for r in j:
+        ratio = r.get("epoch_ratio_to_one_model", -1)
+        ratio_text = f", {ratio:.2f}x one model" if ratio is not None and ratio >= 0 else ""
+        parts.append(f"{r.get('models', 1)} models {r['median_epoch_s']:.4f}s "
+                     f"{r.get('model_samples_per_s', r['samples_per_s']):.0f} model-samples/s"
+                     f"{ratio_text}")
+    return "; ".join(parts)
+
+
 def kernels(j) -> str:
     scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
     marks = {}
@@ -53,7 +70,7 @@ def kernels(j) -> str:
 
 
 def main() -> int:
-    kinds = {"gtest": gtest, "bench": bench, "torch": torch, "kernels": kernels}
+    kinds = {"gtest": gtest, "bench": bench, "torch": torch, "sweep": sweep, "kernels": kernels}
     if len(sys.argv) != 3 or sys.argv[1] not in kinds:
         print(__doc__.strip(), file=sys.stderr)
         return 2

@@ -10,13 +10,16 @@
 #              training run, with graph replay and with --no-graph
 #   train      the default MNIST training (10 epochs) on the GPU: final test accuracy
 #   bench      mlptrain-bench at batch 64, 256, 1024, 8192, graph replay and --no-graph
+#   sweep      32 models at batch 64 trained together (mlptrain-bench --models 32, the
+#              sweep's batched trainer) beside one model alone, and the same 32 models in
+#              PyTorch with torch.func.vmap (eager and a CUDA graph of the vmapped step)
 #   torch      the PyTorch baselines in the machine's python3: eager, a CUDA graph of the
 #              whole step and torch.compile, at the same batch sizes; compare_table.py
 #   kernels    the kernel micro-benchmarks (a window of launches per event pair; graph
 #              replay, then stream launches)
 #
 # Each group of stages has a cap in seconds (smi and libs 90, gpu-tests 150, sanitize 160,
-# train 90, bench 90, torch 170, compare 30, kernels 60) and all of them one budget.
+# train 90, bench 90, sweep 60, torch 170, compare 30, kernels 60) and all of them one budget.
 #
 # and ends with a summary table (stage, pass/fail, seconds, figure) as its last lines.
 # Logs and JSON go to $OUT when it is set, else out/gpu-DATE/ under the current folder,
@@ -31,7 +34,7 @@
 #   MLPTRAIN_GPU_BUDGET_S=345          seconds after which the stages left are not run (each
 #                                      stage's timeout is also cut to what is left; groups of
 #                                      stages have caps of their own, below)
-#   MLPTRAIN_GPU_STAGES="gpu-tests sanitize train bench torch kernels"
+#   MLPTRAIN_GPU_STAGES="gpu-tests sanitize train bench sweep torch kernels"
 #                                      the stages to run (smi and libs always run); a
 #                                      second run can leave out what the first settled
 set -uo pipefail
@@ -81,7 +84,7 @@ run_log=$out_dir/run.log
 : >"$run_log"
 
 budget=${MLPTRAIN_GPU_BUDGET_S:-345}
-stages=" ${MLPTRAIN_GPU_STAGES:-gpu-tests sanitize train bench torch kernels} "
+stages=" ${MLPTRAIN_GPU_STAGES:-gpu-tests sanitize train bench sweep torch kernels} "
 wanted() { [[ "$stages" == *" $1 "* ]]; }
 t_start=$(date +%s)
 elapsed() { echo $(( $(date +%s) - t_start )); }
@@ -264,6 +267,23 @@ for path in graph no-graph; do
     --data "$data" --device cuda --batch-sizes "$batches" --json "$json" "${extra[@]}"
   fig=$(figure bench "$json")
   record "bench/$path" "$(verdict)" "$secs" "$fig"
+done
+fi
+
+# ---------------------------------------------------------------- sweep
+if wanted sweep; then
+group 60
+run_stage sweep-mlptrain 40 env LD_LIBRARY_PATH="$lib_path" "$bin/mlptrain-bench" \
+  --data "$data" --device cuda --batch-sizes 64 --models 32 --epochs 3 \
+  --json "$logs/sweep_mlptrain.json"
+record "sweep/mlptrain" "$(verdict)" "$secs" "$(figure sweep "$logs/sweep_mlptrain.json")"
+for mode in graph eager; do
+  run_stage "sweep-torch-vmap-$mode" 40 env PYTHONUNBUFFERED=1 python3 \
+    "$bundle/baselines/torch_vmap.py" --data "$data" --models 32 --mode "$mode" \
+    --device cuda --batch-size 64 --epochs 3 --json "$logs/sweep_torch_vmap_$mode.json"
+  res=$(verdict); [ "$rc" -eq 3 ] && res=skip
+  record "sweep/torch-vmap-$mode" "$res" "$secs" \
+    "$(figure sweep "$logs/sweep_torch_vmap_$mode.json")"
 done
 fi
 
