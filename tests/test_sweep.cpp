@@ -560,3 +560,70 @@ TEST_F(Sweep, EnsembleEvalAndPredictAverageTheMembers) {
 
 }  // namespace
 }  // namespace mlp
+
+namespace mlp {
+namespace {
+
+// Groups spread over several devices run at once, one thread per device, and end where one
+// device running them in turn ends: here two CPU "devices" (the path --devices takes with
+// GPUs), three shapes, so one device runs two groups.
+TEST(SweepDevices, GroupsSpreadOverDevicesMatchOneDevice) {
+    const Dataset data = test::synthetic_dataset(200, 50, 4, 5, 3);
+    TrainConfig base;
+    base.epochs = 2;
+    base.batch_size = 16;
+    base.augment_shift = 1;
+    SweepAxes axes;
+    axes.hidden = {{8}, {6, 4}, {5}};
+    axes.seed = {1, 2};
+    axes.lr = {0.05f, 0.1f};
+    const auto points = expand_grid(base, axes, 100);
+    ASSERT_EQ(points.size(), 12u);
+    const std::filesystem::path dir = test::make_temp_dir("mlptrain_sweep_devices");
+    std::vector<SweepSummary> summaries;
+    std::vector<std::string> logs;
+    for (size_t n_devices : {size_t(1), size_t(2)}) {
+        SweepOptions options;
+        options.save_dir = (dir / std::to_string(n_devices)).string();
+        options.metrics_path = (dir / (std::to_string(n_devices) + ".jsonl")).string();
+        std::ostringstream out;
+        summaries.push_back(
+            run_sweep(points, data, std::vector<DeviceChoice>(n_devices), options, out));
+        logs.push_back(out.str());
+    }
+    EXPECT_THAT(logs[1], HasSubstr("[cpu 0] group 1/3"));
+    EXPECT_THAT(logs[1], HasSubstr("[cpu 1] group 2/3"));
+    EXPECT_THAT(logs[1], HasSubstr("[cpu 0] group 3/3"));
+    ASSERT_EQ(summaries[0].models.size(), summaries[1].models.size());
+    for (size_t i = 0; i < summaries[0].models.size(); ++i) {
+        const ModelSummary& a = summaries[0].models[i];
+        const ModelSummary& b = summaries[1].models[i];
+        EXPECT_EQ(a.name, b.name);
+        EXPECT_EQ(a.test_accuracy, b.test_accuracy) << a.name;
+        ASSERT_FALSE(a.file.empty());
+        EXPECT_TRUE(slurp((dir / "1" / a.file).string()) == slurp((dir / "2" / b.file).string()))
+            << a.name;
+    }
+    // Every model's epochs are in the metrics file, whichever thread wrote them.
+    std::istringstream lines(slurp((dir / "2.jsonl").string()));
+    int64_t n_lines = 0;
+    for (std::string line; std::getline(lines, line);) ++n_lines;
+    EXPECT_EQ(n_lines, 12 * 2);
+    std::filesystem::remove_all(dir);
+}
+
+TEST(SweepDevices, DevicesFlagIsCheckedNamingIt) {
+    const auto with_cpu = run({"sweep", "--devices", "0,1", "--device", "cpu", "--data", "x"});
+    EXPECT_EQ(with_cpu.code, 2);
+    EXPECT_THAT(with_cpu.err, HasSubstr("--devices"));
+    EXPECT_THAT(with_cpu.err, HasSubstr("--device cpu"));
+    const auto twice = run({"sweep", "--devices", "0,0", "--data", "x"});
+    EXPECT_EQ(twice.code, 2);
+    EXPECT_THAT(twice.err, HasSubstr("--devices"));
+    const auto word = run({"sweep", "--devices", "gpu", "--data", "x"});
+    EXPECT_EQ(word.code, 2);
+    EXPECT_THAT(word.err, HasSubstr("--devices"));
+}
+
+}  // namespace
+}  // namespace mlp

@@ -95,7 +95,9 @@ struct SweepCommand {
     std::vector<std::string> hidden;
     std::string lr, seed, momentum, weight_decay, beta1, beta2;
     TrainingFlags flags;  // the flags shared with `train` that are kept as text
-    int threads = 0;      // models trained at once on the CPU; 0: one per core
+    int threads = 0;      // CPU threads a group's models are spread over; 0: one per core
+    std::string devices_text;     // --devices 0,1: GPUs the groups are spread over
+    std::vector<int> devices;     // parsed; empty: the one --device
     std::string shard;
     int64_t max_models = 1024;
     int64_t max_memory_mb = 0;

@@ -20,7 +20,7 @@ namespace mlp {
 namespace {
 
 // The flags a sweep takes as comma lists; `train` takes each as one value. The sweep's
-// --threads counts models trained at once, not threads per model.
+// --threads counts the threads a group's models are spread over, not threads per model.
 const GivenFlags& swept_flags() {
     static const GivenFlags flags = {"--hidden", "--lr",     "--seed",   "--momentum",
                                      "--weight-decay", "--beta1", "--beta2", "--threads"};
@@ -44,6 +44,16 @@ void finish(const CLI::App* cmd, SweepCommand& c) {
     if (!c.beta1.empty()) a.beta1 = parse_real_list(c.beta1, "--beta1");
     if (!c.beta2.empty()) a.beta2 = parse_real_list(c.beta2, "--beta2");
     check_int("--threads", c.threads, 0);
+    if (!c.devices_text.empty()) {
+        if (t.device != "auto" && t.device != "cuda") {
+            throw UsageError("--devices", "lists GPUs; it cannot be combined with --device " +
+                                              t.device);
+        }
+        for (uint64_t d : parse_seed_list(c.devices_text, "--devices", 1024)) {
+            if (d > 1023) throw UsageError("--devices", std::to_string(d) + " is not a GPU index");
+            c.devices.push_back(int(d));
+        }
+    }
     check_int("--max-memory-mb", c.max_memory_mb, 0);
     check_int("--checkpoint-every", c.options.checkpoint_every, 0);
     if (c.options.checkpoint_every > 0 && c.options.checkpoint_dir.empty()) {
@@ -92,7 +102,10 @@ CLI::App* add_sweep_command(CLI::App& app, SweepCommand& c) {
     cmd->add_option("--beta1", c.beta1, "adam(w): first moment decays [0.9]");
     cmd->add_option("--beta2", c.beta2, "adam(w): second moment decays [0.999]");
     cmd->add_option("--threads", c.threads,
-                    "CPU: models trained at once, one thread each (0: one per core)");
+                    "CPU: threads a group's models are spread over (0: one per core)");
+    cmd->add_option("--devices", c.devices_text,
+                    "GPUs to spread the groups over, e.g. 0,1 or 0..3: group g runs on the "
+                    "g-th mod n, the GPUs' groups at once (default: the one --device)");
     cmd->add_option("--metrics", s.metrics_path,
                     "JSON lines: every model's epochs, with \"model\" and \"config\"");
     cmd->add_option("--save-dir", s.save_dir,
@@ -117,10 +130,18 @@ CLI::App* add_sweep_command(CLI::App& app, SweepCommand& c) {
 }
 
 int run_sweep_command(const SweepCommand& c, std::ostream& out) {
-    const DeviceChoice device = choose_device(c.base.device);
+    std::vector<DeviceChoice> devices;
+    for (int d : c.devices) devices.push_back(choose_device("cuda:" + std::to_string(d)));
+    if (devices.empty()) devices.push_back(choose_device(c.base.device));
+    const DeviceChoice& device = devices.front();
     std::string where;
     const Dataset data = open_dataset(c.base.data, &where);
     if (!device.fallback_reason.empty()) out << "device: cpu [" << device.fallback_reason << "]\n";
+    if (devices.size() > 1) {
+        out << "devices:";
+        for (const DeviceChoice& d : devices) out << " " << d.gpu.describe() << ";";
+        out << " groups spread over them\n";
+    }
     out << "data: " << data.name << " from " << where << " (" << data.train.size() << " train, "
         << data.test.size() << " test)\n";
     out << "sweep: " << c.points.size() << " configuration" << (c.points.size() == 1 ? "" : "s");
@@ -137,7 +158,7 @@ int run_sweep_command(const SweepCommand& c, std::ostream& out) {
     SweepSummary summary;
     try {
         const InterruptHandlers handlers;
-        summary = run_sweep(c.points, data, device, c.options, out);
+        summary = run_sweep(c.points, data, devices, c.options, out);
     } catch (const Interrupted& e) {
         out << "mlptrain: " << e.what() << std::endl;
         return 128 + e.signal();

@@ -9,6 +9,9 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <sstream>
+#include <thread>
 
 #include "host/base/atomic_file.hpp"
 #include "host/base/error.hpp"
@@ -141,13 +144,17 @@ double figure(const nlohmann::json& line, const char* key) {
 }  // namespace
 
 SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& data,
-                       const DeviceChoice& device, const SweepOptions& options, std::ostream& out) {
+                       const std::vector<DeviceChoice>& devices, const SweepOptions& options,
+                       std::ostream& out) {
     if (points.empty()) throw Error("sweep: no configurations to run");
-    check_sweep_memory(points, data, device, options.memory_limit_bytes);
+    if (devices.empty()) throw Error("sweep: no device to run on");
+    for (const DeviceChoice& device : devices) {
+        check_sweep_memory(points, data, device, options.memory_limit_bytes);
+    }
     for (const std::string* dir : {&options.save_dir, &options.checkpoint_dir}) {
         if (!dir->empty()) std::filesystem::create_directories(*dir);
     }
-    if (device.cuda && points.front().config.kernels == KernelPath::fused) {
+    if (devices.front().cuda && points.front().config.kernels == KernelPath::fused) {
         throw UsageError("--kernels",
                          "fused: a sweep on CUDA trains each group's models batched, with the "
                          "generic kernels (the fused path is for one model: use train)");
@@ -180,7 +187,15 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
     std::vector<ModelSummary> results(points.size());
 
     const auto groups = group_points(points);
-    for (size_t g = 0; g < groups.size(); ++g) {
+    std::mutex mutex;  // out, metrics, the best model and n_files, between devices' threads
+    auto say = [&](std::ostringstream& log) {
+        const std::lock_guard<std::mutex> lock(mutex);
+        out << log.str() << std::flush;
+        log.str("");
+    };
+    // Group g on `device`; with several devices, groups run at once, one thread per device.
+    auto run_group = [&](size_t g, const DeviceChoice& device, const std::string& tag) {
+        std::ostringstream log;
         std::vector<Slot> slots(groups[g].size());
         const TrainConfig& first = points[groups[g].front()].config;
         const ModelShape shape(data.n_features(), first.hidden, data.n_classes);
@@ -211,14 +226,15 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
                 batch->set_params(s.k, state.params);
                 batch->set_optimizer_state(s.k, state.optimizer);
                 s.epochs_done = std::min(state.epochs_done, n_epochs);
-                if (!note.empty()) out << note << "\n";
+                if (!note.empty()) log << note << "\n";
                 evaluate_loaded = evaluate_loaded || s.epochs_done == n_epochs;
             } else if (!ckpt.empty()) {
-                out << "model " << s.point->index << " " << s.point->name << ": no checkpoint in "
+                log << "model " << s.point->index << " " << s.point->name << ": no checkpoint in "
                     << options.resume_dir << ", starting from epoch 1\n";
             }
             done[s.point->name] = s.epochs_done;
         }
+        say(log);
         if (evaluate_loaded) {
             // A model that trains no further epoch has its results from here: the test pass
             // of the loaded parameters, which is the uninterrupted run's last test pass, and
@@ -237,16 +253,20 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
                 s.has_result = true;
             }
         }
-        metrics += kept_metrics(old_metrics, [&](const nlohmann::json& line, int64_t epoch) {
-            if (!line.contains("model") || !line["model"].is_string()) return false;
-            const auto it = done.find(line["model"].get<std::string>());
-            return it != done.end() && epoch <= it->second;
-        });
-        out << "group " << g + 1 << "/" << groups.size() << ": " << slots.size() << " model"
+        {
+            const std::lock_guard<std::mutex> lock(mutex);
+            metrics += kept_metrics(old_metrics, [&](const nlohmann::json& line, int64_t epoch) {
+                if (!line.contains("model") || !line["model"].is_string()) return false;
+                const auto it = done.find(line["model"].get<std::string>());
+                return it != done.end() && epoch <= it->second;
+            });
+        }
+        log << tag << "group " << g + 1 << "/" << groups.size() << ": " << slots.size() << " model"
             << (slots.size() == 1 ? "" : "s") << " of " << shape.to_string() << ", batch "
             << first.batch_size << ", " << to_string(first.optimizer.kind) << ", on "
             << batch->device_name() << " (trained together: one launch per layer for all)"
             << std::endl;
+        say(log);
 
         auto save_checkpoint_of = [&](const Slot& s) {
             const TrainConfig& c = s.point->config;
@@ -301,14 +321,15 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
             const double seconds =
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             std::vector<double> acc;
+            std::string epoch_metrics;
             for (Slot* s : active) {
                 const SweepPoint& p = *s->point;
                 const EpochOutcome& o = outcomes[size_t(s->k)];
-                if (!o.note.empty()) out << "  model " << p.index << " " << p.name << ": " << o.note << "\n";
+                if (!o.note.empty()) log << "  model " << p.index << " " << p.name << ": " << o.note << "\n";
                 if (o.stop != EpochStop::none) {
                     s->stopped = true;
                     s->reason = o.reason + " (" + o.hint + ")";
-                    out << "  model " << p.index << " " << p.name << ": stopped: " << s->reason
+                    log << "  model " << p.index << " " << p.name << ": stopped: " << s->reason
                         << "\n";
                     continue;
                 }
@@ -324,7 +345,7 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
                     j["model"] = p.name;
                     j["index"] = p.index;
                     j["config"] = config_json(p.config);
-                    metrics += j.dump() + "\n";
+                    epoch_metrics += j.dump() + "\n";
                 }
             }
             int64_t running = 0, remaining = 0;
@@ -346,8 +367,14 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
                               percent_text(*std::min_element(acc.begin(), acc.end())).c_str(),
                               (long long)running, slots.size(), seconds);
             }
-            out << line << std::endl;
-            if (!options.metrics_path.empty()) write_file_atomic(options.metrics_path, metrics);
+            log << tag << line << std::endl;
+            {
+                const std::lock_guard<std::mutex> lock(mutex);
+                out << log.str() << std::flush;
+                metrics += epoch_metrics;
+                if (!options.metrics_path.empty()) write_file_atomic(options.metrics_path, metrics);
+            }
+            log.str("");
             const int sig = interrupt_signal();
             if (!options.checkpoint_dir.empty()) {
                 // A model that ran this round after its last epoch or every
@@ -377,6 +404,7 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
             }
         }
 
+        const std::lock_guard<std::mutex> lock(mutex);
         for (Slot& s : slots) {
             const SweepPoint& p = *s.point;
             ModelSummary& m = results[size_t(&p - points.data())];
@@ -415,6 +443,31 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
                 best_shape = shape;
                 best_metadata = metadata;
             }
+        }
+        };
+    if (devices.size() == 1) {
+        for (size_t g = 0; g < groups.size(); ++g) run_group(g, devices.front(), "");
+    } else {
+        // Group g goes to device g mod n; each device's thread runs its groups in order.
+        std::vector<std::exception_ptr> failures(devices.size());
+        std::vector<std::thread> threads;
+        for (size_t d = 0; d < devices.size(); ++d) {
+            threads.emplace_back([&, d] {
+                const std::string tag =
+                    devices[d].cuda ? "[cuda:" + std::to_string(devices[d].gpu.index) + "] "
+                                    : "[cpu " + std::to_string(d) + "] ";
+                try {
+                    for (size_t g = d; g < groups.size(); g += devices.size()) {
+                        run_group(g, devices[d], tag);
+                    }
+                } catch (...) {
+                    failures[d] = std::current_exception();
+                }
+            });
+        }
+        for (std::thread& t : threads) t.join();
+        for (const std::exception_ptr& f : failures) {
+            if (f) std::rethrow_exception(f);
         }
     }
     summary.models = std::move(results);

@@ -47,8 +47,11 @@ void check_sweep_memory(const std::vector<SweepPoint>& points, const Dataset& da
 // accuracy, models still running) and a line for each model that stops. Writes the outputs of
 // `options` as it goes (every file through a temporary name), and returns the summary that
 // summary.json holds. Throws Interrupted after a signal, once the checkpoints are written.
+// With several devices (--devices), group g runs on device g mod n, the devices' groups at
+// once, one host thread per device; their lines carry the device ("[cuda:1] ...").
 SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& data,
-                       const DeviceChoice& device, const SweepOptions& options, std::ostream& out);
+                       const std::vector<DeviceChoice>& devices, const SweepOptions& options,
+                       std::ostream& out);
 
 // The configuration of a point as summary.json and the metrics file record it.
 nlohmann::json config_json(const TrainConfig& config);
