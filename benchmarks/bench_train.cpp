@@ -50,7 +50,6 @@
 #include "host/train/report.hpp"
 #include "host/train/trainer.hpp"
 
-
 #ifndef MLPTRAIN_VERSION
 #define MLPTRAIN_VERSION "unknown"
 #endif
@@ -87,7 +86,7 @@ struct BenchResult {
     double graph_nodes_per_step = -1.0;  // graph_nodes / steps per epoch
     int64_t n_models = 1;                // trained together (the batched trainer when > 1)
     bool batched = false;
-    double ratio_to_one = -1.0;          // batched: median epoch / one model's; -1: none
+    double ratio_to_one = -1.0;  // batched: median epoch / one model's; -1: none
 };
 
 static double median(std::vector<double> v) {
@@ -95,7 +94,6 @@ static double median(std::vector<double> v) {
     const size_t n = v.size();
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
-
 
 static int omp_threads() {
 #ifdef _OPENMP
@@ -291,8 +289,7 @@ static int run_bench(const BenchConfig& config, std::ostream& out) {
         << data.test.size() << " test)\n"
         << "model: " << shape.to_string() << ", lr " << config.lr << ", seed " << config.seed
         << ", optimizer " << to_string(config.optimizer.kind) << ", " << config.epochs
-        << " epoch(s) per batch size, the first " << config.warmup
-        << " untimed in the median\n";
+        << " epoch(s) per batch size, the first " << config.warmup << " untimed in the median\n";
     if (!device.fallback_reason.empty()) out << "device: cpu [" << device.fallback_reason << "]\n";
 
     std::vector<BenchResult> results;

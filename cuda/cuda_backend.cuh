@@ -20,8 +20,8 @@
 #include "cuda/for_each.cuh"
 #include "cuda/handles.hpp"
 #include "cuda/lt_matmul.hpp"
-#include "host/train/backend.hpp"
 #include "host/config/kernel_options.hpp"
+#include "host/train/backend.hpp"
 #include "ops/softmax_xent.hpp"
 
 namespace mlp {
@@ -74,9 +74,8 @@ public:
     // spans cast first, then cublasGemmStridedBatchedEx): one launch for every
     // model of a batch.
     void gemm_batched(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* a,
-                      int64_t lda, int64_t stride_a, const float* b, int64_t ldb,
-                      int64_t stride_b, float* c, int64_t ldc, int64_t stride_c,
-                      int64_t n_models);
+                      int64_t lda, int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b,
+                      float* c, int64_t ldc, int64_t stride_c, int64_t n_models);
     // With bf16, allocates the scratch the operand casts write (main stream
     // and side stream each their own), n_a and n_b values; the Engine calls it
     // after set_precision with its largest operands. A GEMM that outgrows it

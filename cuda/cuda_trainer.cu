@@ -96,10 +96,10 @@ void CudaBackend::gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, cons
     gemm_on(cublas_.get(), stream_.get(), main_operands_, ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
 }
 
-void CudaBackend::gemm_batched(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k,
-                               const float* a, int64_t lda, int64_t stride_a, const float* b,
-                               int64_t ldb, int64_t stride_b, float* c, int64_t ldc,
-                               int64_t stride_c, int64_t n_models) {
+void CudaBackend::gemm_batched(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* a,
+                               int64_t lda, int64_t stride_a, const float* b, int64_t ldb,
+                               int64_t stride_b, float* c, int64_t ldc, int64_t stride_c,
+                               int64_t n_models) {
     if (n_models <= 0) return;
     const float one = 1.0f, zero = 0.0f;
     const int im = checked_int(m, "m"), in = checked_int(n, "n"), ik = checked_int(k, "k");
@@ -107,22 +107,22 @@ void CudaBackend::gemm_batched(Trans ta, Trans tb, int64_t m, int64_t n, int64_t
     const int ildc = checked_int(ldc, "ldc"), count = checked_int(n_models, "batch count");
     if (!bf16()) {
         CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_.get(), to_op(ta), to_op(tb), im, in, ik,
-                                               &one, a, ilda, stride_a, b, ildb, stride_b, &zero,
-                                               c, ildc, stride_c, count));
+                                               &one, a, ilda, stride_a, b, ildb, stride_b, &zero, c,
+                                               ildc, stride_c, count));
         return;
     }
     // Model i's operand starts i strides on: the cast covers the first model's span plus the
     // strides to the last one's, so the bf16 copies keep the same strides.
-    const int64_t n_a = (n_models - 1) * stride_a +
-                        (ta == Trans::N ? span_of(m, k, lda) : span_of(k, m, lda));
-    const int64_t n_b = (n_models - 1) * stride_b +
-                        (tb == Trans::N ? span_of(k, n, ldb) : span_of(n, k, ldb));
+    const int64_t n_a =
+        (n_models - 1) * stride_a + (ta == Trans::N ? span_of(m, k, lda) : span_of(k, m, lda));
+    const int64_t n_b =
+        (n_models - 1) * stride_b + (tb == Trans::N ? span_of(k, n, ldb) : span_of(n, k, ldb));
     const uint16_t* a16 = cast_operand(main_operands_.a, stream_.get(), a, n_a);
     const uint16_t* b16 = cast_operand(main_operands_.b, stream_.get(), b, n_b);
-    CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-        cublas_.get(), to_op(ta), to_op(tb), im, in, ik, &one, a16, CUDA_R_16BF, ilda, stride_a,
-        b16, CUDA_R_16BF, ildb, stride_b, &zero, c, CUDA_R_32F, ildc, stride_c, count,
-        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    CUBLAS_CHECK(cublasGemmStridedBatchedEx(cublas_.get(), to_op(ta), to_op(tb), im, in, ik, &one,
+                                            a16, CUDA_R_16BF, ilda, stride_a, b16, CUDA_R_16BF,
+                                            ildb, stride_b, &zero, c, CUDA_R_32F, ildc, stride_c,
+                                            count, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 void CudaBackend::gemm_on(cublasHandle_t handle, cudaStream_t stream, Bf16Operands& scratch,
@@ -365,8 +365,7 @@ std::unique_ptr<BatchedTrainer> make_cuda_batched_trainer(
     const std::vector<OptimizerConfig>& optimizers, int device_index,
     const std::string& device_name) {
     return std::make_unique<BatchedBackendTrainer<CudaBackend, BatchedEngine>>(
-        std::make_unique<CudaBackend>(device_index), shape, data, options, optimizers,
-        device_name);
+        std::make_unique<CudaBackend>(device_index), shape, data, options, optimizers, device_name);
 }
 
 }  // namespace mlp

@@ -175,9 +175,10 @@ TEST(BatchedEngine, RefusesWhatItCannotBatch) {
     const Dataset data = test::synthetic_dataset(40, 10, 4, 5, 3);
     TrainerOptions options = small_batches();
     EXPECT_THROW(make_cpu_batched_trainer(k_shape, data, options, {}), Error);
-    EXPECT_THROW(make_cpu_batched_trainer(k_shape, data, options,
-                                          {sgd(0.0, 0.0), adam(OptimizerKind::adam, 0.9, 0.999, 0)}),
-                 Error);
+    EXPECT_THROW(
+        make_cpu_batched_trainer(k_shape, data, options,
+                                 {sgd(0.0, 0.0), adam(OptimizerKind::adam, 0.9, 0.999, 0)}),
+        Error);
     TrainerOptions fused = options;
     fused.kernels = KernelPath::fused;
     EXPECT_THROW(make_cpu_batched_trainer(k_shape, data, fused, {sgd(0.0, 0.0)}), Error);
@@ -212,8 +213,8 @@ TEST(BatchedEngine, BatchedGemmIsTheGemmOfEachModel) {
             be.gemm_batched(ta, tb, m, n, k, a.data(), lda, stride_a, b.data(), ldb, stride_b,
                             batched.data(), m, stride_c, n_models);
             for (int64_t i = 0; i < n_models; ++i) {
-                be.gemm(ta, tb, m, n, k, a.data() + i * stride_a, lda, b.data() + i * stride_b,
-                        ldb, one.data() + i * stride_c, m);
+                be.gemm(ta, tb, m, n, k, a.data() + i * stride_a, lda, b.data() + i * stride_b, ldb,
+                        one.data() + i * stride_c, m);
             }
             EXPECT_TRUE(batched == one);
             EXPECT_EQ(batched[size_t(m * n)], -1.0f);  // nothing written past a model's C

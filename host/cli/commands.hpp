@@ -67,10 +67,10 @@ int run_eval(const EvalConfig& config, std::ostream& out);
 
 struct PredictConfig {
     std::vector<std::string> model_paths;  // several: an ensemble (mean probabilities)
-    std::vector<std::string> files;  // PNG pictures
-    std::string idx_path;            // --idx: an IDX image file
-    int64_t index = -1;              // --index: one sample of it
-    bool all = false;                // --all: every sample of it
+    std::vector<std::string> files;        // PNG pictures
+    std::string idx_path;                  // --idx: an IDX image file
+    int64_t index = -1;                    // --index: one sample of it
+    bool all = false;                      // --all: every sample of it
     int64_t top_k = 3;
     std::string invert = "auto";  // auto | yes | no (pictures only)
     bool json = false;
@@ -94,10 +94,10 @@ struct SweepCommand {
     // The swept flags as given; parsed into `axes` when the parse completes.
     std::vector<std::string> hidden;
     std::string lr, seed, momentum, weight_decay, beta1, beta2;
-    TrainingFlags flags;  // the flags shared with `train` that are kept as text
-    int threads = 0;      // CPU threads a group's models are spread over; 0: one per core
-    std::string devices_text;     // --devices 0,1: GPUs the groups are spread over
-    std::vector<int> devices;     // parsed; empty: the one --device
+    TrainingFlags flags;       // the flags shared with `train` that are kept as text
+    int threads = 0;           // CPU threads a group's models are spread over; 0: one per core
+    std::string devices_text;  // --devices 0,1: GPUs the groups are spread over
+    std::vector<int> devices;  // parsed; empty: the one --device
     std::string shard;
     int64_t max_models = 1024;
     int64_t max_memory_mb = 0;

@@ -22,7 +22,7 @@ namespace {
 // The flags a sweep takes as comma lists; `train` takes each as one value. The sweep's
 // --threads counts the threads a group's models are spread over, not threads per model.
 const GivenFlags& swept_flags() {
-    static const GivenFlags flags = {"--hidden", "--lr",     "--seed",   "--momentum",
+    static const GivenFlags flags = {"--hidden",       "--lr",    "--seed",  "--momentum",
                                      "--weight-decay", "--beta1", "--beta2", "--threads"};
     return flags;
 }
@@ -46,8 +46,8 @@ void finish(const CLI::App* cmd, SweepCommand& c) {
     check_int("--threads", c.threads, 0);
     if (!c.devices_text.empty()) {
         if (t.device != "auto" && t.device != "cuda") {
-            throw UsageError("--devices", "lists GPUs; it cannot be combined with --device " +
-                                              t.device);
+            throw UsageError("--devices",
+                             "lists GPUs; it cannot be combined with --device " + t.device);
         }
         for (uint64_t d : parse_seed_list(c.devices_text, "--devices", 1024)) {
             if (d > 1023) throw UsageError("--devices", std::to_string(d) + " is not a GPU index");

@@ -94,9 +94,8 @@ public:
     // (each call single-threaded: the batched trainer sets OpenBLAS to one
     // thread), so model i's result is what gemm() gives it.
     void gemm_batched(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* a,
-                      int64_t lda, int64_t stride_a, const float* b, int64_t ldb,
-                      int64_t stride_b, float* c, int64_t ldc, int64_t stride_c,
-                      int64_t n_models) {
+                      int64_t lda, int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b,
+                      float* c, int64_t ldc, int64_t stride_c, int64_t n_models) {
         auto run = [=] {
 #pragma omp parallel for schedule(static) if (n_models > 1)
             for (int64_t i = 0; i < n_models; ++i) {
@@ -153,7 +152,9 @@ public:
         for (const auto& launch : found->second) launch();
     }
 
-    void synchronize() { refuse_while_recording("synchronize"); }
+    void synchronize() {
+        refuse_while_recording("synchronize");
+    }
 
     template <class Body>
     double time_seconds(Body&& body) {
@@ -199,7 +200,7 @@ private:
     }
     template <class F>
     static void run_for_each_2d(int64_t n_rows, int64_t n_cols, const F& f) {
-#pragma omp parallel for schedule(static) if (parallel_rows<F>(n_rows, n_cols))
+#pragma omp parallel for schedule(static) if (parallel_rows <F>(n_rows, n_cols))
         for (int64_t r = 0; r < n_rows; ++r) {
             if constexpr (has_row<F>::value) {
                 const auto body = f.row(r);

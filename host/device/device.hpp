@@ -44,7 +44,9 @@ constexpr NamedChoice<DeviceKind> k_devices[] = {
     {"cuda", DeviceKind::cuda, "GPU 0; cuda:N for GPU N"},
 };
 // The --device help text, from the table.
-inline std::string device_help() { return name_list_with_help(k_devices); }
+inline std::string device_help() {
+    return name_list_with_help(k_devices);
+}
 
 struct DeviceSpec {
     using Kind = DeviceKind;

@@ -13,17 +13,19 @@ CudaDeviceInfo probe_cuda_device(int index) {
     return info;
 }
 
-bool built_with_cuda() { return false; }
+bool built_with_cuda() {
+    return false;
+}
 
-std::unique_ptr<Trainer> make_cuda_trainer(const ModelShape&, const Dataset&,
-                                           const TrainerOptions&, int, const std::string&) {
+std::unique_ptr<Trainer> make_cuda_trainer(const ModelShape&, const Dataset&, const TrainerOptions&,
+                                           int, const std::string&) {
     throw Error("the CUDA backend is not available: " + probe_cuda_device().reason);
 }
 
 std::unique_ptr<BatchedTrainer> make_cuda_batched_trainer(const ModelShape&, const Dataset&,
                                                           const TrainerOptions&,
-                                                          const std::vector<OptimizerConfig>&,
-                                                          int, const std::string&) {
+                                                          const std::vector<OptimizerConfig>&, int,
+                                                          const std::string&) {
     throw Error("the CUDA backend is not available: " + probe_cuda_device().reason);
 }
 

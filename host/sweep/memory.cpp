@@ -44,8 +44,8 @@ constexpr uint64_t k_cublas_workspace_bytes = uint64_t(32) << 20;
 // this yet).
 constexpr uint64_t k_cublas_handle_bytes = uint64_t(4) << 20;
 
-uint64_t batch_fixed_bytes(const ModelShape& shape, const TrainConfig& config,
-                           const DataSize& d, int64_t n_models, bool cuda) {
+uint64_t batch_fixed_bytes(const ModelShape& shape, const TrainConfig& config, const DataSize& d,
+                           int64_t n_models, bool cuda) {
     const uint64_t n_steps = uint64_t((d.n_train + config.batch_size - 1) / config.batch_size);
     uint64_t bytes = data_bytes(d) + uint64_t(d.n_train + d.n_test);  // data copy, host labels
     bytes += 4 * uint64_t(d.n_test);                                  // the shared test order

@@ -27,8 +27,8 @@ uint64_t model_bytes(const ModelShape& shape, const TrainConfig& config, const D
 // set's copy and the host-side epoch plan; on CUDA (cuda) also the backend's two cuBLAS
 // handles and their workspaces and, under --precision bf16, the bf16 copies of the
 // n_models models' GEMM operands.
-uint64_t batch_fixed_bytes(const ModelShape& shape, const TrainConfig& config,
-                           const DataSize& data, int64_t n_models, bool cuda);
+uint64_t batch_fixed_bytes(const ModelShape& shape, const TrainConfig& config, const DataSize& data,
+                           int64_t n_models, bool cuda);
 
 // Bytes of the loaded data set: images and labels of both splits.
 uint64_t data_bytes(const DataSize& data);

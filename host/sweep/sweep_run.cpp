@@ -325,7 +325,8 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
             for (Slot* s : active) {
                 const SweepPoint& p = *s->point;
                 const EpochOutcome& o = outcomes[size_t(s->k)];
-                if (!o.note.empty()) log << "  model " << p.index << " " << p.name << ": " << o.note << "\n";
+                if (!o.note.empty())
+                    log << "  model " << p.index << " " << p.name << ": " << o.note << "\n";
                 if (o.stop != EpochStop::none) {
                     s->stopped = true;
                     s->reason = o.reason + " (" + o.hint + ")";
@@ -383,10 +384,10 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
                 for (const Slot* s : active) ran[size_t(s->k)] = true;
                 for (const Slot& s : slots) {
                     if (s.stopped) continue;
-                    const bool due = ran[size_t(s.k)] &&
-                                     (s.epochs_done == n_epochs ||
-                                      (options.checkpoint_every > 0 &&
-                                       s.epochs_done % options.checkpoint_every == 0));
+                    const bool due =
+                        ran[size_t(s.k)] && (s.epochs_done == n_epochs ||
+                                             (options.checkpoint_every > 0 &&
+                                              s.epochs_done % options.checkpoint_every == 0));
                     if (due || sig != 0) save_checkpoint_of(s);
                 }
             }
@@ -444,7 +445,7 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
                 best_metadata = metadata;
             }
         }
-        };
+    };
     if (devices.size() == 1) {
         for (size_t g = 0; g < groups.size(); ++g) run_group(g, devices.front(), "");
     } else {
@@ -453,9 +454,9 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
         std::vector<std::thread> threads;
         for (size_t d = 0; d < devices.size(); ++d) {
             threads.emplace_back([&, d] {
-                const std::string tag =
-                    devices[d].cuda ? "[cuda:" + std::to_string(devices[d].gpu.index) + "] "
-                                    : "[cpu " + std::to_string(d) + "] ";
+                const std::string tag = devices[d].cuda
+                                            ? "[cuda:" + std::to_string(devices[d].gpu.index) + "] "
+                                            : "[cpu " + std::to_string(d) + "] ";
                 try {
                     for (size_t g = d; g < groups.size(); g += devices.size()) {
                         run_group(g, devices[d], tag);

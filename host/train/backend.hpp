@@ -158,9 +158,10 @@ struct has_graph<
 template <class B, class = void>
 struct has_graph_nodes : std::false_type {};
 template <class B>
-struct has_graph_nodes<B, std::enable_if_t<std::is_same<
-                              decltype(std::declval<const typename B::Graph&>().n_nodes(int64_t())),
-                              int64_t>::value>> : std::true_type {};
+struct has_graph_nodes<
+    B, std::enable_if_t<std::is_same<
+           decltype(std::declval<const typename B::Graph&>().n_nodes(int64_t())), int64_t>::value>>
+    : std::true_type {};
 
 // The fused operations, by name: their signatures are checked where Engine calls them.
 template <class B, class = void>

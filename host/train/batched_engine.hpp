@@ -77,9 +77,8 @@ public:
             }
             // The conversions Engine::update makes, so the floats are the same.
             scalars.push_back(ModelScalars{int32_t(o.momentum != 0.0), float(o.momentum),
-                                           float(o.weight_decay),
-                                           float(1.0 - o.beta1), float(o.beta2),
-                                           float(1.0 - o.beta2), float(o.eps)});
+                                           float(o.weight_decay), float(1.0 - o.beta1),
+                                           float(o.beta2), float(1.0 - o.beta2), float(o.eps)});
         }
         options_.optimizer = optimizers.front();
         // Room for the most state any model keeps (SGD: momentum buffers when one model has
@@ -348,14 +347,13 @@ private:
     float* bias(int l) { return params_.data() + shape_.bias_offset(l); }
 
     // Engine::forward for every model.
-    void forward(const DeviceSplit& split, const int32_t* perm, int64_t perm_stride,
-                 int64_t first, int64_t n_batch, const int8_t* shifts) {
+    void forward(const DeviceSplit& split, const int32_t* perm, int64_t perm_stride, int64_t first,
+                 int64_t n_batch, const int8_t* shifts) {
         const int64_t n_in = shape_.n_inputs(), n_params = shape_.n_params();
-        be_.for_each_2d(
-            n_models_ * n_batch, n_in,
-            GatherModels{GatherFunctor{act_[0].data(), split.images.data(), perm, first, n_in,
-                                       shifts, image_rows_, image_cols_},
-                         n_batch, act_stride_[0], perm_stride, 2 * train_.n});
+        be_.for_each_2d(n_models_ * n_batch, n_in,
+                        GatherModels{GatherFunctor{act_[0].data(), split.images.data(), perm, first,
+                                                   n_in, shifts, image_rows_, image_cols_},
+                                     n_batch, act_stride_[0], perm_stride, 2 * train_.n});
         for (int l = 0; l < shape_.n_layers(); ++l) {
             const int64_t in = shape_.n_in(l), out = shape_.n_out(l);
             float* z = act_[size_t(l) + 1].data();
@@ -364,9 +362,9 @@ private:
                              act_[size_t(l)].data(), in, act_stride_[size_t(l)], z, out, z_stride,
                              n_models_);
             const bool relu = l + 1 < shape_.n_layers();
-            be_.for_each_2d(n_models_ * n_batch, out,
-                            BiasActModels{BiasActFunctor{z, bias(l), out, relu}, n_batch,
-                                          z_stride, n_params});
+            be_.for_each_2d(
+                n_models_ * n_batch, out,
+                BiasActModels{BiasActFunctor{z, bias(l), out, relu}, n_batch, z_stride, n_params});
         }
     }
 
@@ -374,11 +372,11 @@ private:
     void train_step(int64_t step, int64_t first, int64_t n_batch, bool augment) {
         compute_gradients(first, n_batch, augment ? train_shifts_.data() : nullptr);
         const int64_t n_params = shape_.n_params();
-        be_.for_each_2d(n_models_, k_norm_parts,
-                        SquaredNormPartsModels{SquaredNormPartsFunctor{grad_sq_parts_.data(),
-                                                                       grads_.data(), n_params,
-                                                                       k_norm_parts},
-                                               n_params});
+        be_.for_each_2d(
+            n_models_, k_norm_parts,
+            SquaredNormPartsModels{SquaredNormPartsFunctor{grad_sq_parts_.data(), grads_.data(),
+                                                           n_params, k_norm_parts},
+                                   n_params});
         be_.for_each_2d(n_models_, 1,
                         SumPartsModels{SumPartsFunctor{step_grad_sq_.data() + step,
                                                        grad_sq_parts_.data(), k_norm_parts},
@@ -398,19 +396,19 @@ private:
         const int32_t* skip = guard_.data() + 1;
         if (o.kind == OptimizerKind::sgd) {
             float* momentum = opt_state_.empty() ? nullptr : opt_state_[0].data();
-            be_.for_each_2d(n_models_, n,
-                            SgdUpdateModels{SgdUpdateFunctor{params_.data(), grads_.data(),
-                                                             lr_address(step), skip, momentum,
-                                                             0.0f, 0.0f, o.nesterov},
-                                            step, scalars_.data(), n, n_steps_});
+            be_.for_each_2d(
+                n_models_, n,
+                SgdUpdateModels{SgdUpdateFunctor{params_.data(), grads_.data(), lr_address(step),
+                                                 skip, momentum, 0.0f, 0.0f, o.nesterov},
+                                step, scalars_.data(), n, n_steps_});
         } else {
             be_.for_each_2d(
                 n_models_, n,
-                AdamUpdateModels{AdamUpdateFunctor{params_.data(), grads_.data(),
-                                                   opt_state_[0].data(), opt_state_[1].data(),
-                                                   step, skip, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f,
-                                                   o.kind == OptimizerKind::adamw},
-                                 scalars_.data(), n, n_steps_});
+                AdamUpdateModels{
+                    AdamUpdateFunctor{params_.data(), grads_.data(), opt_state_[0].data(),
+                                      opt_state_[1].data(), step, skip, 0.0f, 0.0f, 0.0f, 0.0f,
+                                      0.0f, o.kind == OptimizerKind::adamw},
+                    scalars_.data(), n, n_steps_});
         }
     }
 
@@ -421,11 +419,11 @@ private:
         const int64_t n_params = shape_.n_params();
         be_.for_each_2d(
             n_models_, n_batch,
-            SoftmaxXentModels{SoftmaxXentFunctor{act_.back().data(), sample_loss_.data(),
-                                                 sample_pred_.data(), train_.labels.data(),
-                                                 train_perm_.data(), first, shape_.n_classes(),
-                                                 1.0f / float(n_batch)},
-                              act_stride_.back(), n_max_, train_.n});
+            SoftmaxXentModels{
+                SoftmaxXentFunctor{act_.back().data(), sample_loss_.data(), sample_pred_.data(),
+                                   train_.labels.data(), train_perm_.data(), first,
+                                   shape_.n_classes(), 1.0f / float(n_batch)},
+                act_stride_.back(), n_max_, train_.n});
         const float* grad_z = act_.back().data();
         int64_t grad_z_stride = act_stride_.back();
         for (int l = n_layers - 1; l >= 0; --l) {
@@ -444,8 +442,8 @@ private:
             be_.gemm_batched(Trans::N, Trans::N, in, n_batch, out, weight(l), in, n_params, grad_z,
                              out, grad_z_stride, grad_in, in, scratch_stride_, n_models_);
             be_.for_each_2d(n_models_, n_batch * in,
-                            ReluBackwardModels{ReluBackwardFunctor{grad_in, input},
-                                               scratch_stride_, input_stride});
+                            ReluBackwardModels{ReluBackwardFunctor{grad_in, input}, scratch_stride_,
+                                               input_stride});
             grad_z = grad_in;
             grad_z_stride = scratch_stride_;
         }
@@ -453,13 +451,12 @@ private:
 
     void eval_step(int64_t first, int64_t n_batch) {
         forward(test_, test_perm_.data(), 0, first, n_batch, nullptr);
-        be_.for_each_2d(
-            n_models_, n_batch,
-            SoftmaxXentModels{SoftmaxXentFunctor{act_.back().data(), sample_loss_.data(),
-                                                 sample_pred_.data(), test_.labels.data(),
-                                                 test_perm_.data(), first, shape_.n_classes(),
-                                                 0.0f},
-                              act_stride_.back(), n_max_, 0});
+        be_.for_each_2d(n_models_, n_batch,
+                        SoftmaxXentModels{
+                            SoftmaxXentFunctor{act_.back().data(), sample_loss_.data(),
+                                               sample_pred_.data(), test_.labels.data(),
+                                               test_perm_.data(), first, shape_.n_classes(), 0.0f},
+                            act_stride_.back(), n_max_, 0});
     }
 
     // Engine::reduce for model k: its per-sample figures summed on the host in sample order.
@@ -522,11 +519,11 @@ private:
     std::vector<int64_t> act_stride_;   // capacity * width
     Buffer<float> scratch_[2];          // [n_models * capacity * max width]
     int64_t scratch_stride_ = 0;
-    Buffer<int32_t> train_perm_;    // [n_models * n_train]
-    Buffer<int8_t> train_shifts_;   // [n_models * 2 * n_train]
-    Buffer<int32_t> test_perm_;     // [n_test], the identity, shared
-    Buffer<float> sample_loss_;     // [n_models * n_max]
-    Buffer<uint8_t> sample_pred_;   // [n_models * n_max]
+    Buffer<int32_t> train_perm_;   // [n_models * n_train]
+    Buffer<int8_t> train_shifts_;  // [n_models * 2 * n_train]
+    Buffer<int32_t> test_perm_;    // [n_test], the identity, shared
+    Buffer<float> sample_loss_;    // [n_models * n_max]
+    Buffer<uint8_t> sample_pred_;  // [n_models * n_max]
     int64_t n_max_ = 0;
     int64_t capacity_ = 0;
     std::vector<bool> planned_;

@@ -130,10 +130,9 @@ static int64_t resume(Trainer& trainer, const TrainConfig& config, const RunData
                       std::ostream& out) {
     const auto now = training_metadata(config, data, 0);
     std::string note;
-    TrainingState state =
-        load_checkpoint(config.resume_path, trainer.shape(),
-                        optimizer_state_names(config.optimizer), now, &note,
-                        config.data.max_input_bytes());
+    TrainingState state = load_checkpoint(config.resume_path, trainer.shape(),
+                                          optimizer_state_names(config.optimizer), now, &note,
+                                          config.data.max_input_bytes());
     if (state.epochs_done >= config.epochs) {
         throw Error("--resume " + config.resume_path + ": the checkpoint already holds " +
                     std::to_string(state.epochs_done) + " epochs; ask for more with --epochs");
@@ -194,17 +193,16 @@ static std::vector<EpochRecord> run_epochs(Trainer& trainer, const TrainConfig& 
             if (const int sig = interrupt_signal()) {
                 progress.clear();
                 if (checkpointing) save(e, epoch_start_params, epoch_start_state);
-                throw stop_for_signal(sig, e, "in epoch " + std::to_string(e + 1) + " after step " +
-                                                  std::to_string(done) + "/" +
-                                                  std::to_string(total));
+                throw stop_for_signal(sig, e,
+                                      "in epoch " + std::to_string(e + 1) + " after step " +
+                                          std::to_string(done) + "/" + std::to_string(total));
             }
             progress.update(done, total);
             if (config.log_interval > 0 && done % config.log_interval == 0) {
                 progress.clear();
                 const int64_t n_seen = std::min(n_train, done * config.batch_size);
-                out << "epoch " << e + 1 << " step " << done << "/" << total << " ["
-                    << n_seen << "/" << n_train << "] loss " << trainer.running_loss(n_seen)
-                    << std::endl;
+                out << "epoch " << e + 1 << " step " << done << "/" << total << " [" << n_seen
+                    << "/" << n_train << "] loss " << trainer.running_loss(n_seen) << std::endl;
             }
         };
 
@@ -212,11 +210,11 @@ static std::vector<EpochRecord> run_epochs(Trainer& trainer, const TrainConfig& 
         progress.clear();
         const EpochRecord& r = o.record;
         if (o.stop == EpochStop::bad_step) {
-            const std::string kept =
-                saved_epochs >= 0 ? "the last good checkpoint, " + config.checkpoint_path +
-                                        ", holds epoch " + std::to_string(saved_epochs)
-                : checkpointing   ? "no checkpoint was written by this run"
-                                  : "nothing saved";
+            const std::string kept = saved_epochs >= 0
+                                         ? "the last good checkpoint, " + config.checkpoint_path +
+                                               ", holds epoch " + std::to_string(saved_epochs)
+                                     : checkpointing ? "no checkpoint was written by this run"
+                                                     : "nothing saved";
             throw Error(o.reason + "; stopped (" + kept + "; " + o.hint + ")");
         }
         if (!o.note.empty()) out << o.note << std::endl;
@@ -232,8 +230,9 @@ static std::vector<EpochRecord> run_epochs(Trainer& trainer, const TrainConfig& 
         }
         const bool last = e + 1 == config.epochs;
         const int sig = interrupt_signal();
-        if (checkpointing && (last || sig != 0 ||
-                              (config.checkpoint_every > 0 && (e + 1) % config.checkpoint_every == 0))) {
+        if (checkpointing &&
+            (last || sig != 0 ||
+             (config.checkpoint_every > 0 && (e + 1) % config.checkpoint_every == 0))) {
             save(e + 1, trainer.params(), trainer.optimizer_state());
         }
         if (sig != 0 && !last) {

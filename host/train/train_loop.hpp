@@ -19,7 +19,7 @@
 namespace mlp {
 
 struct EpochRecord {
-    int64_t epoch = 0;  // 1-based
+    int64_t epoch = 0;     // 1-based
     float lr = 0.0f;       // learning rate of the epoch's first step
     float lr_last = 0.0f;  // and of its last (they differ under onecycle)
     EpochResult train;

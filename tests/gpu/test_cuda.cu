@@ -15,6 +15,7 @@
 
 #include "backend_cases.hpp"
 #include "cuda/cuda_backend.cuh"
+#include "gpu/gpu_status.hpp"
 #include "host/base/rng.hpp"
 #include "host/cli/cli.hpp"
 #include "host/config/optimizer.hpp"
@@ -31,7 +32,6 @@
 #include "ops/relu_backward.hpp"
 #include "ops/sgd_update.hpp"
 #include "ops/softmax_xent.hpp"
-#include "gpu/gpu_status.hpp"
 #include "reference_mlp.hpp"
 #include "synthetic.hpp"
 
@@ -143,7 +143,8 @@ std::unique_ptr<Trainer> trainer_on(bool cuda, const ModelShape& shape, const Da
     TrainerOptions options;
     options.batch_size = batch;
     options.use_graph = graph;
-    auto t = cuda ? make_cuda_trainer(shape, data, options, 0, "cuda:0") : make_cpu_trainer(shape, data, options);
+    auto t = cuda ? make_cuda_trainer(shape, data, options, 0, "cuda:0")
+                  : make_cpu_trainer(shape, data, options);
     t->set_params(init_params(shape, 42));
     return t;
 }
@@ -418,7 +419,8 @@ double gpu_final_accuracy(const std::string& dir) {
 TEST(CudaEndToEnd, MnistDefaultRunReaches97Percent) {
     REQUIRE_GPU();
     const char* env = std::getenv("MLPTRAIN_MNIST_DIR");
-    const std::string dir = env && *env ? env : std::string(MLPTRAIN_SOURCE_DIR) + "/../shared/data/mnist";
+    const std::string dir =
+        env && *env ? env : std::string(MLPTRAIN_SOURCE_DIR) + "/../shared/data/mnist";
     REQUIRE_DATA(dir, "MNIST");
     EXPECT_GE(gpu_final_accuracy(dir), 97.0);
 }
