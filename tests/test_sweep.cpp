@@ -617,9 +617,13 @@ TEST(SweepDevices, DevicesFlagIsCheckedNamingIt) {
     EXPECT_EQ(with_cpu.code, 2);
     EXPECT_THAT(with_cpu.err, HasSubstr("--devices"));
     EXPECT_THAT(with_cpu.err, HasSubstr("--device cpu"));
-    const auto twice = run({"sweep", "--devices", "0,0", "--data", "x"});
+    const auto twice = run({"sweep", "--devices", "0,1..2,1", "--data", "x"});
     EXPECT_EQ(twice.code, 2);
     EXPECT_THAT(twice.err, HasSubstr("--devices"));
+    EXPECT_THAT(twice.err, HasSubstr("GPU 1 is listed twice"));
+    const auto empty = run({"sweep", "--devices", "0,", "--data", "x"});
+    EXPECT_EQ(empty.code, 2);
+    EXPECT_THAT(empty.err, HasSubstr("--devices"));
     const auto word = run({"sweep", "--devices", "gpu", "--data", "x"});
     EXPECT_EQ(word.code, 2);
     EXPECT_THAT(word.err, HasSubstr("--devices"));

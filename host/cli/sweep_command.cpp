@@ -5,6 +5,9 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "host/base/error.hpp"
 #include "host/cli/training_flags.hpp"
@@ -25,6 +28,37 @@ const GivenFlags& swept_flags() {
     static const GivenFlags flags = {"--hidden",       "--lr",    "--seed",  "--momentum",
                                      "--weight-decay", "--beta1", "--beta2", "--threads"};
     return flags;
+}
+
+// "0,1" or "0..3": GPU indices, each once. Throws UsageError naming --devices.
+std::vector<int> parse_device_list(const std::string& text) {
+    std::vector<int> devices;
+    auto index = [&](const std::string& item) {
+        if (item.empty() || item.size() > 4 ||
+            item.find_first_not_of("0123456789") != std::string::npos) {
+            throw UsageError("--devices", "'" + item + "' is not a GPU index (0, 1, ...)");
+        }
+        return std::stoi(item);
+    };
+    std::stringstream items(text);
+    for (std::string item; std::getline(items, item, ',');) {
+        const size_t dots = item.find("..");
+        const int first = index(dots == std::string::npos ? item : item.substr(0, dots));
+        const int last = dots == std::string::npos ? first : index(item.substr(dots + 2));
+        if (last < first) throw UsageError("--devices", "the range " + item + " is empty");
+        for (int d = first; d <= last; ++d) {
+            for (int seen : devices) {
+                if (seen == d) {
+                    throw UsageError("--devices", "GPU " + std::to_string(d) + " is listed twice");
+                }
+            }
+            devices.push_back(d);
+        }
+    }
+    if (devices.empty() || text.back() == ',') {
+        throw UsageError("--devices", "'" + text + "' lists no GPU");
+    }
+    return devices;
 }
 
 // After the parse: the shared training flags as for `train` (names, defaults, the checks of
@@ -49,10 +83,7 @@ void finish(const CLI::App* cmd, SweepCommand& c) {
             throw UsageError("--devices",
                              "lists GPUs; it cannot be combined with --device " + t.device);
         }
-        for (uint64_t d : parse_seed_list(c.devices_text, "--devices", 1024)) {
-            if (d > 1023) throw UsageError("--devices", std::to_string(d) + " is not a GPU index");
-            c.devices.push_back(int(d));
-        }
+        c.devices = parse_device_list(c.devices_text);
     }
     check_int("--max-memory-mb", c.max_memory_mb, 0);
     check_int("--checkpoint-every", c.options.checkpoint_every, 0);

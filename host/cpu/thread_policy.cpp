@@ -19,7 +19,7 @@ int apply_cpu_threads(int64_t batch_size, int requested) {
     int n_threads = requested;
     if (n_threads <= 0) {
         const int n_cores = int(std::max(1u, std::thread::hardware_concurrency()));
-        n_threads = batch_size >= 1024 ? n_cores : 1;
+        n_threads = batch_size >= k_threaded_batch_size ? n_cores : 1;
     }
 #ifdef _OPENMP
     omp_set_num_threads(n_threads);

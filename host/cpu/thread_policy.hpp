@@ -6,8 +6,11 @@
 
 namespace mlp {
 
+// The batch size from which a trainer runs on every core by default.
+constexpr int64_t k_threaded_batch_size = 1024;
+
 // `requested` threads, or with 0 the choice for this batch size: one thread
-// below batch 1024, else every core. Sets the OpenMP and OpenBLAS counts,
+// below k_threaded_batch_size, else every core. Sets the OpenMP and OpenBLAS counts,
 // which are process-wide, and returns the count.
 int apply_cpu_threads(int64_t batch_size, int requested);
 

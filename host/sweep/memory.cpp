@@ -59,7 +59,9 @@ uint64_t batch_fixed_bytes(const ModelShape& shape, const TrainConfig& config, c
         // Two operand sets (main and side stream), each a bf16 copy of every model's weights
         // or widest activation block, and of every model's widest activation block.
         const uint64_t capacity = uint64_t(std::max(config.batch_size, config.test_batch_size));
-        const uint64_t act = capacity * uint64_t(shape.max_width());
+        uint64_t widest = 0;  // the inputs included: the first layer's operands
+        for (int64_t w : shape.sizes()) widest = std::max(widest, uint64_t(w));
+        const uint64_t act = capacity * widest;
         bytes += 2 * 2 * uint64_t(n_models) * (std::max(uint64_t(shape.n_params()), act) + act);
     }
     return bytes;

@@ -20,7 +20,9 @@ struct DataSize {
     int64_t n_features = 0;
 };
 
-// Bytes one model of a batch holds while it trains (its slices of the batch's buffers).
+// Bytes one model of a batch holds while it trains (its slices of the batch's buffers), with
+// the optimizer state `config` keeps; a batch gives every model the most state any of its
+// models keeps (SGD with and without momentum: a momentum buffer for each).
 uint64_t model_bytes(const ModelShape& shape, const TrainConfig& config, const DataSize& data);
 
 // Bytes a batch holds once, whatever its model count besides the bf16 copies: the data

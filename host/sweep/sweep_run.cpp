@@ -1,6 +1,7 @@
 #include "host/sweep/sweep_run.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -65,8 +66,14 @@ void check_sweep_memory(const std::vector<SweepPoint>& points, const Dataset& da
     for (const auto& group : group_points(points)) {
         const TrainConfig& first = points[group.front()].config;
         const ModelShape shape(data.n_features(), first.hidden, data.n_classes);
-        uint64_t models = 0;
-        for (size_t i : group) models += model_bytes(shape, points[i].config, size);
+        const TrainConfig* most_state = &first;
+        for (size_t i : group) {
+            if (optimizer_state_names(points[i].config.optimizer).size() >
+                optimizer_state_names(most_state->optimizer).size()) {
+                most_state = &points[i].config;
+            }
+        }
+        const uint64_t models = group.size() * model_bytes(shape, *most_state, size);
         const uint64_t once =
             batch_fixed_bytes(shape, first, size, int64_t(group.size()), device.cuda);
         if (models + once > peak) {
@@ -148,16 +155,16 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
                        std::ostream& out) {
     if (points.empty()) throw Error("sweep: no configurations to run");
     if (devices.empty()) throw Error("sweep: no device to run on");
+    if (devices.front().cuda && points.front().config.kernels == KernelPath::fused) {
+        throw UsageError("--kernels",
+                         "fused: a sweep on CUDA trains each group's models batched, with the "
+                         "generic kernels (the fused path is for one model: use train)");
+    }
     for (const DeviceChoice& device : devices) {
         check_sweep_memory(points, data, device, options.memory_limit_bytes);
     }
     for (const std::string* dir : {&options.save_dir, &options.checkpoint_dir}) {
         if (!dir->empty()) std::filesystem::create_directories(*dir);
-    }
-    if (devices.front().cuda && points.front().config.kernels == KernelPath::fused) {
-        throw UsageError("--kernels",
-                         "fused: a sweep on CUDA trains each group's models batched, with the "
-                         "generic kernels (the fused path is for one model: use train)");
     }
     const int64_t n_epochs = points.front().config.epochs;
     // Every model's files carry the data's fingerprint, so that a resumed sweep checks the data
@@ -194,7 +201,13 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
         log.str("");
     };
     // Group g on `device`; with several devices, groups run at once, one thread per device.
-    auto run_group = [&](size_t g, const DeviceChoice& device, const std::string& tag) {
+    // Set by a device's thread that failed, so that the others stop after their epoch instead of
+    // training groups whose results are thrown away.
+    std::atomic<bool> abandon{false};
+    // last_group: the last of its device's groups, after which a signal has nothing left to
+    // interrupt there.
+    auto run_group = [&](size_t g, const DeviceChoice& device, const std::string& tag,
+                         bool last_group) {
         std::ostringstream log;
         std::vector<Slot> slots(groups[g].size());
         const TrainConfig& first = points[groups[g].front()].config;
@@ -284,6 +297,7 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
                 if (!s.stopped && s.epochs_done < n_epochs) active.push_back(&s);
             }
             if (active.empty()) break;
+            if (abandon.load()) return;
             const auto t0 = std::chrono::steady_clock::now();
             std::vector<EpochRecord> records(slots.size());
             int64_t e = 0;  // the round's epoch, 0-based: the furthest model's
@@ -393,7 +407,7 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
             }
             // A signal in a group's last epoch ends the run here too; only after the very last
             // epoch of the sweep is there nothing left to interrupt.
-            if (sig != 0 && !(remaining == 0 && g + 1 == groups.size())) {
+            if (sig != 0 && !(remaining == 0 && last_group)) {
                 std::string what = "interrupted by " + signal_name(sig) + " after epoch " +
                                    std::to_string(e + 1) + " of group " + std::to_string(g + 1);
                 what += options.checkpoint_dir.empty()
@@ -447,7 +461,9 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
         }
     };
     if (devices.size() == 1) {
-        for (size_t g = 0; g < groups.size(); ++g) run_group(g, devices.front(), "");
+        for (size_t g = 0; g < groups.size(); ++g) {
+            run_group(g, devices.front(), "", g + 1 == groups.size());
+        }
     } else {
         // Group g goes to device g mod n; each device's thread runs its groups in order.
         std::vector<std::exception_ptr> failures(devices.size());
@@ -458,11 +474,12 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
                                             ? "[cuda:" + std::to_string(devices[d].gpu.index) + "] "
                                             : "[cpu " + std::to_string(d) + "] ";
                 try {
-                    for (size_t g = d; g < groups.size(); g += devices.size()) {
-                        run_group(g, devices[d], tag);
+                    for (size_t g = d; g < groups.size() && !abandon.load(); g += devices.size()) {
+                        run_group(g, devices[d], tag, g + devices.size() >= groups.size());
                     }
                 } catch (...) {
                     failures[d] = std::current_exception();
+                    abandon = true;
                 }
             });
         }

@@ -4,7 +4,8 @@
 // every functor in one launch over all models, each model with its own initial weights,
 // epoch order, shifts and update scalars, the data set on the device once. On the CPU the
 // models are spread over the cores and model k ends bit for bit where `mlptrain train` with
-// its flags would; on CUDA the same to float tolerance. Groups run one after another. A model
+// its flags would; on CUDA the same to float tolerance. Groups run one after another (with
+// --devices, each GPU's groups one after another, the GPUs at once). A model
 // whose loss stops being finite stops alone (or skips its bad batches, --on-nan) and the
 // others go on.
 #pragma once

@@ -102,7 +102,7 @@ public:
         }
         steps_done_.assign(size_t(n_models_), 0);
         n_steps_ = ceil_div(train_.n, options.batch_size);
-        step_table_ = be_.template alloc<OptimizerStep>(n_models_ * n_steps_);
+        step_table_ = zeros<OptimizerStep>(n_models_ * n_steps_);
         step_grad_sq_ = be_.template alloc<float>(n_models_ * n_steps_);
         step_status_ = be_.template alloc<int8_t>(n_models_ * n_steps_);
         grad_sq_parts_ = be_.template alloc<float>(n_models_ * k_norm_parts);
@@ -303,10 +303,12 @@ private:
         be_.copy_to_device(dst.labels.data(), src.labels.labels.data(), dst.n);
     }
 
+    // Device buffers start uninitialised; optimizer state must start at zero, and a model
+    // that never trains still has its tables read (and their results discarded).
     template <class T>
     Buffer<T> zeros(int64_t n) {
         Buffer<T> b = be_.template alloc<T>(n);
-        const std::vector<T> h(size_t(n), T(0));
+        const std::vector<T> h(static_cast<size_t>(n));  // value-initialised: zero
         be_.copy_to_device(b.data(), h.data(), n);
         return b;
     }
@@ -337,10 +339,16 @@ private:
         }
     }
 
-    // Every model's operands, one strided span each (for a backend that casts them).
+    // Every model's operands, one strided span each (for a backend that casts them): A is
+    // a weight matrix or a layer's input, B a layer's input or an output gradient, each at
+    // most capacity_ samples of the widest layer, inputs included (act_[0] is the forward's
+    // first B and the first weight gradient's A).
     void reserve_gemm_operands() {
-        const int64_t span_a = std::max(shape_.n_params(), scratch_stride_);
-        be_.reserve_gemm_operands(n_models_ * span_a, n_models_ * scratch_stride_);
+        int64_t widest = 0;
+        for (int64_t width : shape_.sizes()) widest = std::max(widest, width);
+        const int64_t n_act = capacity_ * widest;
+        be_.reserve_gemm_operands(n_models_ * std::max(shape_.n_params(), n_act),
+                                  n_models_ * n_act);
     }
 
     float* weight(int l) { return params_.data() + shape_.weight_offset(l); }

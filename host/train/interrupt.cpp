@@ -2,13 +2,16 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <memory>
 
 namespace mlp {
 
-// A handler may only store to a volatile sig_atomic_t (or a lock-free atomic);
-// everything else happens in the training loop.
-static volatile sig_atomic_t g_signal = 0;
+// A handler may only store to a volatile sig_atomic_t or a lock-free atomic;
+// everything else happens in the training loop. An atomic, because a sweep over
+// several GPUs reads it from one thread per GPU.
+static std::atomic<int> g_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free, "a signal handler needs a lock-free atomic");
 
 static void record_signal(int sig) { g_signal = sig; }
 
@@ -32,6 +35,6 @@ InterruptHandlers::~InterruptHandlers() {
     sigaction(SIGTERM, &saved_->old_term, nullptr);
 }
 
-int interrupt_signal() { return int(g_signal); }
+int interrupt_signal() { return g_signal.load(); }
 
 }  // namespace mlp
