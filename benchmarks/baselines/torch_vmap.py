@@ -31,6 +31,8 @@ import common  # noqa: E402
 
 common.apply_thread_env()  # before numpy/torch are imported
 
+import torch_mlp  # noqa: E402  (the same model as the one-model baseline)
+
 import time  # noqa: E402
 
 MODES = ("eager", "graph")
@@ -86,15 +88,7 @@ def main() -> int:
 
     def build(seed: int):
         torch.manual_seed(seed)
-        layers = []
-        for l in range(1, len(layer_sizes)):
-            linear = torch.nn.Linear(layer_sizes[l - 1], layer_sizes[l])
-            torch.nn.init.kaiming_normal_(linear.weight, mode="fan_in", nonlinearity="relu")
-            torch.nn.init.zeros_(linear.bias)
-            layers.append(linear)
-            if l < len(layer_sizes) - 1:
-                layers.append(torch.nn.ReLU())
-        return torch.nn.Sequential(*layers).to(dev)
+        return torch_mlp.build_model(torch, layer_sizes).to(dev)  # He-normal, zero biases
 
     models = [build(args.seed + k) for k in range(n_models)]
     params, buffers = stack_module_state(models)

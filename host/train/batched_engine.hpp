@@ -35,6 +35,7 @@
 #include "host/data/dataset.hpp"
 #include "host/model/model.hpp"
 #include "host/train/backend.hpp"
+#include "host/train/engine.hpp"  // DeviceSplit, upload_split, reduce_samples, mean_grad_norm
 #include "host/train/trainer.hpp"
 #include "ops/per_model.hpp"
 
@@ -87,8 +88,8 @@ public:
         for (const OptimizerConfig& o : optimizers) {
             n_state = std::max(n_state, optimizer_state_names(o).size());
         }
-        upload_split(train_, data.train);
-        upload_split(test_, data.test);
+        train_ = upload_split(be_, data.train);
+        test_ = upload_split(be_, data.test);
         h_train_labels_ = data.train.labels.labels;
         h_test_labels_ = data.test.labels.labels;
         image_rows_ = int(data.train.images.n_rows);
@@ -253,7 +254,7 @@ public:
             be_.copy_to_host(perm.data(), train_perm_.data() + k * train_.n, train_.n);
             EpochResult& r = results[size_t(k)];
             r = reduce(k, train_.n, perm.data(), h_train_labels_, s);
-            r.grad_norm = mean_grad_norm(s, grad_sq.data() + k * n_steps_);
+            r.grad_norm = mean_grad_norm(s, grad_sq.data() + k * n_steps_, n_steps_);
             for (int64_t j = 0; j < n_steps_; ++j) {
                 if (s[j] == step_ok) continue;
                 ++r.skipped_steps;
@@ -288,21 +289,6 @@ public:
     }
 
 private:
-    struct DeviceSplit {
-        Buffer<uint8_t> images;
-        Buffer<uint8_t> labels;
-        int64_t n = 0;
-    };
-
-    void upload_split(DeviceSplit& dst, const Split& src) {
-        dst.n = src.size();
-        dst.images = be_.template alloc<uint8_t>(int64_t(src.images.pixels.size()));
-        dst.labels = be_.template alloc<uint8_t>(dst.n);
-        be_.copy_to_device(dst.images.data(), src.images.pixels.data(),
-                           int64_t(src.images.pixels.size()));
-        be_.copy_to_device(dst.labels.data(), src.labels.labels.data(), dst.n);
-    }
-
     // Device buffers start uninitialised; optimizer state must start at zero, and a model
     // that never trains still has its tables read (and their results discarded).
     template <class T>
@@ -355,8 +341,8 @@ private:
     float* bias(int l) { return params_.data() + shape_.bias_offset(l); }
 
     // Engine::forward for every model.
-    void forward(const DeviceSplit& split, const int32_t* perm, int64_t perm_stride, int64_t first,
-                 int64_t n_batch, const int8_t* shifts) {
+    void forward(const DeviceSplit<Backend>& split, const int32_t* perm, int64_t perm_stride,
+                 int64_t first, int64_t n_batch, const int8_t* shifts) {
         const int64_t n_in = shape_.n_inputs(), n_params = shape_.n_params();
         be_.for_each_2d(n_models_ * n_batch, n_in,
                         GatherModels{GatherFunctor{act_[0].data(), split.images.data(), perm, first,
@@ -467,38 +453,15 @@ private:
                             act_stride_.back(), n_max_, 0});
     }
 
-    // Engine::reduce for model k: its per-sample figures summed on the host in sample order.
+    // Engine::reduce for model k: its slice of the per-sample figures (reduce_samples).
     EpochResult reduce(int64_t k, int64_t n, const int32_t* perm,
                        const std::vector<uint8_t>& labels, const int8_t* status) {
         std::vector<float> loss(static_cast<size_t>(n));
         std::vector<uint8_t> pred(static_cast<size_t>(n));
         be_.copy_to_host(loss.data(), sample_loss_.data() + k * n_max_, n);
         be_.copy_to_host(pred.data(), sample_pred_.data() + k * n_max_, n);
-        EpochResult r;
-        double sum = 0.0;
-        int64_t correct = 0, counted = 0;
-        for (int64_t i = 0; i < n; ++i) {
-            if (status && status[i / options_.batch_size] != step_ok) continue;
-            ++counted;
-            sum += double(loss[size_t(i)]);
-            const int64_t sample = perm ? perm[i] : i;
-            correct += pred[size_t(i)] == labels[size_t(sample)];
-        }
-        r.n_samples = counted;
-        r.loss = counted > 0 ? sum / double(counted) : std::nan("");
-        r.accuracy = counted > 0 ? double(correct) / double(counted) : 0.0;
-        return r;
-    }
-
-    double mean_grad_norm(const int8_t* status, const float* sq) const {
-        double sum = 0.0;
-        int64_t counted = 0;
-        for (int64_t j = 0; j < n_steps_; ++j) {
-            if (status[j] != step_ok) continue;
-            sum += std::sqrt(double(sq[j]));
-            ++counted;
-        }
-        return counted > 0 ? sum / double(counted) : 0.0;
+        return reduce_samples(loss.data(), pred.data(), n, perm, labels, status,
+                              options_.batch_size);
     }
 
     // Engine's chunking of the gradient-norm pass, so the norms are the same.
@@ -509,7 +472,7 @@ private:
     TrainerOptions options_;
     int64_t n_models_ = 0;
     std::vector<OptimizerConfig> optimizers_;  // one per model
-    DeviceSplit train_, test_;
+    DeviceSplit<Backend> train_, test_;
     std::vector<uint8_t> h_train_labels_, h_test_labels_;
     int image_rows_ = 0, image_cols_ = 0;
     Buffer<float> params_, grads_;          // [n_models * n_params]

@@ -49,6 +49,64 @@
 
 namespace mlp {
 
+// A split of the data set on the device: its images and labels, uploaded once.
+template <class Backend>
+struct DeviceSplit {
+    typename Backend::template Buffer<uint8_t> images;
+    typename Backend::template Buffer<uint8_t> labels;
+    int64_t n = 0;
+};
+
+template <class Backend>
+DeviceSplit<Backend> upload_split(Backend& be, const Split& src) {
+    DeviceSplit<Backend> dst;
+    dst.n = src.size();
+    dst.images = be.template alloc<uint8_t>(int64_t(src.images.pixels.size()));
+    dst.labels = be.template alloc<uint8_t>(dst.n);
+    be.copy_to_device(dst.images.data(), src.images.pixels.data(),
+                      int64_t(src.images.pixels.size()));
+    be.copy_to_device(dst.labels.data(), src.labels.labels.data(), dst.n);
+    return dst;
+}
+
+// The one read-back per pass, reduced: per-sample loss and prediction of n
+// samples (h_loss, h_pred, read back from the device), summed on the host in
+// sample order (the same result on every run and backend). Sample i is
+// labels[perm[i]] (labels[i] without perm). With `status` (one StepStatus per
+// step of batch_size samples), only the samples of steps that updated count.
+inline EpochResult reduce_samples(const float* h_loss, const uint8_t* h_pred, int64_t n,
+                                  const int32_t* perm, const std::vector<uint8_t>& labels,
+                                  const int8_t* status, int64_t batch_size) {
+    EpochResult r;
+    double sum = 0.0;
+    int64_t correct = 0, counted = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        if (status && status[i / batch_size] != step_ok) continue;
+        ++counted;
+        sum += double(h_loss[i]);
+        const int64_t sample = perm ? perm[i] : i;
+        correct += h_pred[i] == labels[size_t(sample)];
+    }
+    r.n_samples = counted;
+    // No step updated: NaN, which the training loop reports.
+    r.loss = counted > 0 ? sum / double(counted) : std::nan("");
+    r.accuracy = counted > 0 ? double(correct) / double(counted) : 0.0;
+    return r;
+}
+
+// Mean over an epoch's updating steps (status step_ok) of the gradient's L2
+// norm, from each step's squared norm h_grad_sq.
+inline double mean_grad_norm(const int8_t* status, const float* h_grad_sq, int64_t n_steps) {
+    double sum = 0.0;
+    int64_t counted = 0;
+    for (int64_t k = 0; k < n_steps; ++k) {
+        if (status[k] != step_ok) continue;
+        sum += std::sqrt(double(h_grad_sq[k]));
+        ++counted;
+    }
+    return counted > 0 ? sum / double(counted) : 0.0;
+}
+
 template <class Backend>
 class Engine {
     static_assert(check_backend<Backend>(), "see host/train/backend.hpp");
@@ -69,12 +127,11 @@ public:
         }
         if (shape.n_classes() < data.n_classes) {
             throw Error("model has " + std::to_string(shape.n_classes()) +
-                        " outputs but the data has " + std::to_string(data.n_classes) +
-                        " classes");
+                        " outputs but the data has " + std::to_string(data.n_classes) + " classes");
         }
         check_optimizer_config(options.optimizer);
-        upload_split(train_, data.train);
-        upload_split(test_, data.test);
+        train_ = upload_split(be_, data.train);
+        test_ = upload_split(be_, data.test);
         h_train_labels_ = data.train.labels.labels;
         h_test_labels_ = data.test.labels.labels;
         image_rows_ = int(data.train.images.n_rows);
@@ -248,21 +305,6 @@ public:
     }
 
 private:
-    struct DeviceSplit {
-        Buffer<uint8_t> images;
-        Buffer<uint8_t> labels;
-        int64_t n = 0;
-    };
-
-    void upload_split(DeviceSplit& dst, const Split& src) {
-        dst.n = src.size();
-        dst.images = be_.template alloc<uint8_t>(int64_t(src.images.pixels.size()));
-        dst.labels = be_.template alloc<uint8_t>(dst.n);
-        be_.copy_to_device(dst.images.data(), src.images.pixels.data(),
-                           int64_t(src.images.pixels.size()));
-        be_.copy_to_device(dst.labels.data(), src.labels.labels.data(), dst.n);
-    }
-
     // Device buffers start uninitialised; optimizer state must start at zero.
     Buffer<float> zeros(int64_t n) {
         Buffer<float> b = be_.template alloc<float>(n);
@@ -313,12 +355,12 @@ private:
 
     // Gather (shifting the images when `shifts` is set), then every layer's
     // GEMM and bias(+ReLU) epilogue; leaves the logits in act_.back().
-    void forward(const DeviceSplit& split, const int32_t* perm, int64_t first, int64_t n_batch,
-                 const int8_t* shifts) {
+    void forward(const DeviceSplit<Backend>& split, const int32_t* perm, int64_t first,
+                 int64_t n_batch, const int8_t* shifts) {
         const int64_t n_in = shape_.n_inputs();
-        be_.for_each_2d(n_batch, n_in, GatherFunctor{act_[0].data(), split.images.data(), perm,
-                                                     first, n_in, shifts, image_rows_,
-                                                     image_cols_});
+        be_.for_each_2d(n_batch, n_in,
+                        GatherFunctor{act_[0].data(), split.images.data(), perm, first, n_in,
+                                      shifts, image_rows_, image_cols_});
         for (int l = 0; l < shape_.n_layers(); ++l) {
             const int64_t in = shape_.n_in(l), out = shape_.n_out(l);
             float* z = act_[size_t(l) + 1].data();
@@ -343,12 +385,12 @@ private:
         compute_gradients(first, n_batch, augment ? train_shifts_.data() : nullptr);
         be_.for_each(k_norm_parts, SquaredNormPartsFunctor{grad_sq_parts_.data(), grads_.data(),
                                                            shape_.n_params(), k_norm_parts});
-        be_.for_each(1, SumPartsFunctor{step_grad_sq_.data() + step, grad_sq_parts_.data(),
-                                        k_norm_parts});
-        be_.for_each(1, StepGuardFunctor{guard_.data(), step_status_.data() + step,
-                                         sample_loss_.data() + first, n_batch,
-                                         step_grad_sq_.data() + step, int32_t(step),
-                                         options_.on_nan == NanPolicy::stop});
+        be_.for_each(
+            1, SumPartsFunctor{step_grad_sq_.data() + step, grad_sq_parts_.data(), k_norm_parts});
+        be_.for_each(
+            1, StepGuardFunctor{guard_.data(), step_status_.data() + step,
+                                sample_loss_.data() + first, n_batch, step_grad_sq_.data() + step,
+                                int32_t(step), options_.on_nan == NanPolicy::stop});
         update(step_table_.data() + step);
     }
 
@@ -388,13 +430,12 @@ private:
             // dW^T (in x out, column-major) = X (in x batch) * dZ^T (batch x out).
             be_.gemm(Trans::N, Trans::T, in, out, n_batch, input, in, grad_z, out,
                      grads_.data() + shape_.weight_offset(l), in);
-            be_.for_each(out, BiasGradFunctor{grads_.data() + shape_.bias_offset(l), grad_z, out,
-                                              n_batch});
+            be_.for_each(
+                out, BiasGradFunctor{grads_.data() + shape_.bias_offset(l), grad_z, out, n_batch});
             if (l == 0) break;
             // dA_in (in x batch) = W^T (in x out) * dZ (out x batch).
             float* grad_in = scratch_[size_t(l) % 2].data();
-            be_.gemm(Trans::N, Trans::N, in, n_batch, out, weight(l), in, grad_z, out, grad_in,
-                     in);
+            be_.gemm(Trans::N, Trans::N, in, n_batch, out, weight(l), in, grad_z, out, grad_in, in);
             be_.for_each(n_batch * in, ReluBackwardFunctor{grad_in, input});
             grad_z = grad_in;
         }
@@ -453,50 +494,27 @@ private:
 
     void eval_step(int64_t first, int64_t n_batch) {
         forward(test_, test_perm_.data(), first, n_batch, nullptr);
-        be_.for_each(n_batch, SoftmaxXentFunctor{act_.back().data(), sample_loss_.data(),
-                                                 sample_pred_.data(), test_.labels.data(),
-                                                 test_perm_.data(), first, shape_.n_classes(),
-                                                 0.0f});
+        be_.for_each(n_batch,
+                     SoftmaxXentFunctor{act_.back().data(), sample_loss_.data(),
+                                        sample_pred_.data(), test_.labels.data(), test_perm_.data(),
+                                        first, shape_.n_classes(), 0.0f});
     }
 
-    // The one read-back per pass: per-sample loss and prediction, summed on
-    // the host in sample order (the same result on every run and backend).
-    // With `status`, only the samples of steps that updated count.
+    // The one read-back per pass (reduce_samples).
     EpochResult reduce(int64_t n, const int32_t* perm, const std::vector<uint8_t>& labels,
                        const std::vector<int8_t>* status = nullptr) {
         std::vector<float> loss(static_cast<size_t>(n));
         std::vector<uint8_t> pred(static_cast<size_t>(n));
         be_.copy_to_host(loss.data(), sample_loss_.data(), n);
         be_.copy_to_host(pred.data(), sample_pred_.data(), n);
-        EpochResult r;
-        double sum = 0.0;
-        int64_t correct = 0, counted = 0;
-        for (int64_t i = 0; i < n; ++i) {
-            if (status && (*status)[size_t(i / options_.batch_size)] != step_ok) continue;
-            ++counted;
-            sum += double(loss[size_t(i)]);
-            const int64_t sample = perm ? perm[i] : i;
-            correct += pred[size_t(i)] == labels[size_t(sample)];
-        }
-        r.n_samples = counted;
-        // No step updated: NaN, which the training loop reports.
-        r.loss = counted > 0 ? sum / double(counted) : std::nan("");
-        r.accuracy = counted > 0 ? double(correct) / double(counted) : 0.0;
-        return r;
+        return reduce_samples(loss.data(), pred.data(), n, perm, labels,
+                              status ? status->data() : nullptr, options_.batch_size);
     }
 
-    // Mean over the epoch's updating steps of the gradient's L2 norm.
     double mean_grad_norm(const std::vector<int8_t>& status) {
         std::vector<float> sq(static_cast<size_t>(n_steps_));
         be_.copy_to_host(sq.data(), step_grad_sq_.data(), n_steps_);
-        double sum = 0.0;
-        int64_t counted = 0;
-        for (int64_t k = 0; k < n_steps_; ++k) {
-            if (status[size_t(k)] != step_ok) continue;
-            sum += std::sqrt(double(sq[size_t(k)]));
-            ++counted;
-        }
-        return counted > 0 ? sum / double(counted) : 0.0;
+        return mlp::mean_grad_norm(status.data(), sq.data(), n_steps_);
     }
 
     // Chunks of the first gradient-norm pass (ops/grad_norm.hpp): a few
@@ -507,7 +525,7 @@ private:
     Backend& be_;
     ModelShape shape_;
     TrainerOptions options_;
-    DeviceSplit train_, test_;
+    DeviceSplit<Backend> train_, test_;
     std::vector<uint8_t> h_train_labels_, h_test_labels_;
     int image_rows_ = 0, image_cols_ = 0;
     Buffer<float> params_, grads_;
@@ -528,7 +546,7 @@ private:
     int64_t capacity_ = 0;
     typename Backend::Graph train_graph_, eval_graph_;
     int64_t last_train_key_ = 0;  // the train_graph_ key of the last graph-replayed epoch
-    bool fused_ = false;                      // KernelPath::fused
+    bool fused_ = false;          // KernelPath::fused
     std::vector<Buffer<uint8_t>> relu_mask_;  // fused: per hidden layer, backend's format
     std::vector<Buffer<float>> grad_act_;     // fused: [l] = gradient of layer l's input
 };

@@ -360,6 +360,54 @@ TEST(CudaBatched, AdamwModelsMatchAloneAndCpuWithoutGraph) {
     expect_cuda_batch_matches({{a, 1, 0.003f}, {b, 2, 0.01f}}, false);
 }
 
+// tf32 and bf16 in a batch: recorded as a graph (bf16's operand casts of every model fit the
+// scratch reserved up front, nothing is allocated while capturing) and near the CPU's fp32
+// batch and the same model alone on CUDA in that precision; bf16 operands carry 8
+// significant bits, hence the looser bound (the single-model bound of test_fused.cu).
+TEST(CudaBatched, Tf32AndBf16BatchesRecordAndStayNearCpu) {
+    REQUIRE_GPU();
+    const Dataset data = test::synthetic_dataset(1000, 200, 28, 28, 10);
+    const ModelShape shape({784, 128, 64, 10});
+    const std::vector<OptimizerConfig> optimizers = {sgd_with(0.0), sgd_with(0.9)};
+    auto plan_of = [&](int64_t k, int64_t steps) {
+        EpochPlan plan;
+        plan.perm = epoch_permutation(1000, uint64_t(k + 1), 0);
+        plan.lr.assign(size_t(steps), 0.05);
+        return plan;
+    };
+    TrainerOptions fp32;
+    auto cpu = make_cpu_batched_trainer(shape, data, fp32, optimizers);
+    for (int64_t k = 0; k < 2; ++k) {
+        cpu->set_params(k, init_params(shape, uint64_t(k + 1)));
+        cpu->plan_model(k, plan_of(k, cpu->steps_per_epoch()));
+    }
+    cpu->train_epoch();
+    for (Precision precision : {Precision::tf32, Precision::bf16}) {
+        TrainerOptions options;
+        options.precision = precision;
+        auto gpu = make_cuda_batched_trainer(shape, data, options, optimizers, 0, "cuda:0");
+        for (int64_t k = 0; k < 2; ++k) {
+            gpu->set_params(k, init_params(shape, uint64_t(k + 1)));
+            gpu->plan_model(k, plan_of(k, gpu->steps_per_epoch()));
+        }
+        const std::vector<EpochResult> r = gpu->train_epoch();
+        EXPECT_GT(gpu->train_graph_nodes(), 0) << to_string(precision);
+        const double bound = precision == Precision::bf16 ? 5e-2 : 1e-2;
+        for (int64_t k = 0; k < 2; ++k) {
+            EXPECT_TRUE(std::isfinite(r[size_t(k)].loss)) << to_string(precision);
+            EXPECT_LT(test::normalised_error(gpu->params(k), cpu->params(k)), bound)
+                << to_string(precision) << " model " << k;
+            TrainerOptions one = options;
+            one.optimizer = optimizers[size_t(k)];
+            auto alone = make_cuda_trainer(shape, data, one, 0, "cuda:0");
+            alone->set_params(init_params(shape, uint64_t(k + 1)));
+            alone->train_epoch(plan_of(k, alone->steps_per_epoch()));
+            EXPECT_LT(test::normalised_error(gpu->params(k), alone->params()), bound)
+                << to_string(precision) << " model " << k << " against the model alone";
+        }
+    }
+}
+
 // The launches of an epoch do not grow with the models: every GEMM and functor covers all
 // of them. cuBLAS may pick kernels with another count of launches for another batch count,
 // so the bound is loose; 8 models trained one after another would record 8 times the nodes.
