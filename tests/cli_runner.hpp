@@ -34,4 +34,11 @@ inline std::string slurp(const std::string& path) {
     return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+// The arguments `base` followed by `extra`: one command line with a test's own flags added.
+inline std::vector<std::string> concat(std::vector<std::string> base,
+                                       const std::vector<std::string>& extra) {
+    base.insert(base.end(), extra.begin(), extra.end());
+    return base;
+}
+
 }  // namespace mlp::test

@@ -232,10 +232,8 @@ protected:
         std::vector<std::string> common = {"train",    "--data", data(),         "--device", "cpu",
                                            "--hidden", "16,8",   "--batch-size", "32"};
         common.insert(common.end(), flags.begin(), flags.end());
-        auto with = [&](std::vector<std::string> extra) {
-            std::vector<std::string> args = common;
-            args.insert(args.end(), extra.begin(), extra.end());
-            return args;
+        auto with = [&](const std::vector<std::string>& extra) {
+            return test::concat(common, extra);
         };
         const auto straight = run(with({"--epochs", "3", "--save-model", path("a.safetensors"),
                                         "--metrics", path("a.jsonl")}));
@@ -327,10 +325,8 @@ TEST_F(Resume, AdamwOneCycleShiftContinuesBitForBit) {
 TEST_F(Resume, MismatchedFlagsAndBadFilesAreClearErrors) {
     const std::vector<std::string> base = {"train",    "--data", data(),        "--device", "cpu",
                                            "--hidden", "8",      "--optimizer", "adam"};
-    auto with = [&](std::vector<std::string> extra) {
-        std::vector<std::string> args = base;
-        args.insert(args.end(), extra.begin(), extra.end());
-        return args;
+    auto with = [&](const std::vector<std::string>& extra) {
+        return test::concat(base, extra);
     };
     ASSERT_EQ(run(with({"--epochs", "1", "--checkpoint", path("c.safetensors")})).code, 0);
 
@@ -383,10 +379,8 @@ TEST_F(Resume, MismatchedFlagsAndBadFilesAreClearErrors) {
 TEST_F(Resume, APlainModelOrAStateFileIsNotACheckpoint) {
     const std::vector<std::string> base = {"train", "--data",   data(), "--device",
                                            "cpu",   "--hidden", "8"};
-    auto with = [&](std::vector<std::string> extra) {
-        std::vector<std::string> args = base;
-        args.insert(args.end(), extra.begin(), extra.end());
-        return args;
+    auto with = [&](const std::vector<std::string>& extra) {
+        return test::concat(base, extra);
     };
     ASSERT_EQ(run(with({"--epochs", "1", "--save-model", path("m.safetensors")})).code, 0);
     const auto model = run(with({"--epochs", "2", "--resume", path("m.safetensors")}));
@@ -480,10 +474,8 @@ TEST_F(Resume, StateAloneResumesWhenTheModelFileIsBehind) {
     // model file; the state is self-contained, so the run resumes from it.
     const std::vector<std::string> base = {"train", "--data",   data(), "--device",
                                            "cpu",   "--hidden", "8"};
-    auto with = [&](std::vector<std::string> extra) {
-        std::vector<std::string> args = base;
-        args.insert(args.end(), extra.begin(), extra.end());
-        return args;
+    auto with = [&](const std::vector<std::string>& extra) {
+        return test::concat(base, extra);
     };
     ASSERT_EQ(run(with({"--epochs", "1", "--checkpoint", path("old.safetensors")})).code, 0);
     ASSERT_EQ(run(with({"--epochs", "2", "--checkpoint", path("c.safetensors")})).code, 0);

@@ -332,10 +332,8 @@ TEST_F(Sweep, ShardsMergeIntoTheWholeLeaderboard) {
     const std::vector<std::string> common = {
         "sweep",  "--lr", "0.05,0.1,0.2", "--seed", "1..2",     "--epochs", "1",
         "--data", data(), "--device",     "cpu",    "--hidden", "8"};
-    auto with = [&](std::vector<std::string> extra) {
-        std::vector<std::string> a = common;
-        a.insert(a.end(), extra.begin(), extra.end());
-        return run(a);
+    auto with = [&](const std::vector<std::string>& extra) {
+        return run(test::concat(common, extra));
     };
     ASSERT_EQ(with({"--save-dir", path("all")}).code, 0);
     const auto s0 = with({"--shard", "0/2", "--save-dir", path("s0")});
@@ -406,10 +404,8 @@ TEST_F(Sweep, ResumedSweepEndsBitForBitAndSaveBestIsTheLeader) {
     const std::vector<std::string> common = {
         "sweep",    "--lr", "0.05,0.1", "--momentum", "0.9",          "--data", data(),
         "--device", "cpu",  "--hidden", "8",          "--batch-size", "16"};
-    auto with = [&](std::vector<std::string> extra) {
-        std::vector<std::string> a = common;
-        a.insert(a.end(), extra.begin(), extra.end());
-        return run(a);
+    auto with = [&](const std::vector<std::string>& extra) {
+        return run(test::concat(common, extra));
     };
     const auto whole = with(
         {"--epochs", "3", "--save-dir", path("whole"), "--save-best", path("best.safetensors")});
@@ -448,10 +444,8 @@ TEST_F(Sweep, ResumeAfterAFinishedGroupKeepsItsModels) {
     const std::vector<std::string> common = {"sweep", "--lr",         "0.05,0.1", "--epochs",
                                              "2",     "--data",       data(),     "--device",
                                              "cpu",   "--batch-size", "16"};
-    auto with = [&](std::vector<std::string> extra) {
-        std::vector<std::string> a = common;
-        a.insert(a.end(), extra.begin(), extra.end());
-        return run(a);
+    auto with = [&](const std::vector<std::string>& extra) {
+        return run(test::concat(common, extra));
     };
     const auto whole = with({"--hidden", "8/6", "--save-dir", path("whole"), "--save-best",
                              path("best_whole.safetensors"), "--metrics", path("whole.jsonl")});
@@ -489,10 +483,8 @@ TEST_F(Sweep, ResumedMetricsKeepEveryGroupsLines) {
     const std::vector<std::string> common = {"sweep", "--lr",         "0.05,0.1", "--hidden",
                                              "8/6",   "--data",       data(),     "--device",
                                              "cpu",   "--batch-size", "16"};
-    auto with = [&](std::vector<std::string> extra) {
-        std::vector<std::string> a = common;
-        a.insert(a.end(), extra.begin(), extra.end());
-        return run(a);
+    auto with = [&](const std::vector<std::string>& extra) {
+        return run(test::concat(common, extra));
     };
     ASSERT_EQ(with({"--epochs", "2", "--metrics", path("whole.jsonl")}).code, 0);
     ASSERT_EQ(

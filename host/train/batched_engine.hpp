@@ -35,7 +35,7 @@
 #include "host/data/dataset.hpp"
 #include "host/model/model.hpp"
 #include "host/train/backend.hpp"
-#include "host/train/engine.hpp"  // DeviceSplit, upload_split, reduce_samples, mean_grad_norm
+#include "host/train/engine.hpp"  // DeviceSplit, zeroed, the input checks, the host reductions
 #include "host/train/trainer.hpp"
 #include "ops/per_model.hpp"
 
@@ -60,15 +60,9 @@ public:
           n_models_(int64_t(optimizers.size())),
           optimizers_(optimizers) {
         if (n_models_ <= 0) throw Error("a batch of models needs at least one model");
-        if (options.batch_size <= 0) throw Error("batch size must be positive");
-        if (options.eval_batch_size <= 0) throw Error("test batch size must be positive");
+        check_engine_inputs(shape, data, options);
         if (options.kernels != KernelPath::generic) {
             throw Error("a batch of models runs the generic kernels only");
-        }
-        if (shape.n_inputs() != data.n_features() || shape.n_classes() < data.n_classes) {
-            throw Error("model " + shape.to_string() + " does not fit the data's " +
-                        std::to_string(data.n_features()) + " features and " +
-                        std::to_string(data.n_classes) + " classes");
         }
         std::vector<ModelScalars> scalars;
         for (const OptimizerConfig& o : optimizers) {
@@ -99,11 +93,12 @@ public:
         params_ = be_.template alloc<float>(n_models_ * n_params);
         grads_ = be_.template alloc<float>(n_models_ * n_params);
         for (size_t s = 0; s < n_state; ++s) {
-            opt_state_.push_back(zeros<float>(n_models_ * n_params));
+            opt_state_.push_back(zeroed<float>(be_, n_models_ * n_params));
         }
         steps_done_.assign(size_t(n_models_), 0);
         n_steps_ = ceil_div(train_.n, options.batch_size);
-        step_table_ = zeros<OptimizerStep>(n_models_ * n_steps_);
+        // A model that never trains still has its table read (its results discarded).
+        step_table_ = zeroed<OptimizerStep>(be_, n_models_ * n_steps_);
         step_grad_sq_ = be_.template alloc<float>(n_models_ * n_steps_);
         step_status_ = be_.template alloc<int8_t>(n_models_ * n_steps_);
         grad_sq_parts_ = be_.template alloc<float>(n_models_ * k_norm_parts);
@@ -123,7 +118,7 @@ public:
         // Every model starts with the identity order, so a model that sits out an epoch
         // before its first plan still gathers valid samples.
         train_perm_ = be_.template alloc<int32_t>(n_models_ * train_.n);
-        train_shifts_ = zeros<int8_t>(n_models_ * 2 * train_.n);
+        train_shifts_ = zeroed<int8_t>(be_, n_models_ * 2 * train_.n);
         std::vector<int32_t> identity(size_t(train_.n));
         std::iota(identity.begin(), identity.end(), 0);
         for (int64_t k = 0; k < n_models_; ++k) {
@@ -194,7 +189,7 @@ public:
     // and shifts). Either every planned model of an epoch has shifts or none has.
     void plan_model(int64_t k, const EpochPlan& plan) {
         check_model(k);
-        check_plan(plan);
+        check_epoch_plan(plan, train_.n, n_steps_);
         const bool augment = !plan.shifts.empty();
         if (n_planned_ > 0 && augment != augment_) {
             throw Error("the models of a batch either all shift their images or none does");
@@ -289,16 +284,6 @@ public:
     }
 
 private:
-    // Device buffers start uninitialised; optimizer state must start at zero, and a model
-    // that never trains still has its tables read (and their results discarded).
-    template <class T>
-    Buffer<T> zeros(int64_t n) {
-        Buffer<T> b = be_.template alloc<T>(n);
-        const std::vector<T> h(static_cast<size_t>(n));  // value-initialised: zero
-        be_.copy_to_device(b.data(), h.data(), n);
-        return b;
-    }
-
     // Buffers model k's optimizer keeps, the first of opt_state_.
     size_t n_state(int64_t k) const { return optimizer_state_names(optimizers_[size_t(k)]).size(); }
 
@@ -308,22 +293,7 @@ private:
                         std::to_string(n_models_));
         }
     }
-    void check_param_count(int64_t n) const {
-        if (n != shape_.n_params()) {
-            throw Error("parameter vector has " + std::to_string(n) + " values, model " +
-                        shape_.to_string() + " needs " + std::to_string(shape_.n_params()));
-        }
-    }
-    void check_plan(const EpochPlan& plan) const {
-        if (int64_t(plan.perm.size()) != train_.n || int64_t(plan.lr.size()) != n_steps_ ||
-            (!plan.shifts.empty() && int64_t(plan.shifts.size()) != 2 * train_.n)) {
-            throw Error("epoch plan of " + std::to_string(plan.perm.size()) + " samples, " +
-                        std::to_string(plan.lr.size()) + " rates and " +
-                        std::to_string(plan.shifts.size()) + " shifts does not fit " +
-                        std::to_string(train_.n) + " samples in " + std::to_string(n_steps_) +
-                        " steps");
-        }
-    }
+    void check_param_count(int64_t n) const { mlp::check_param_count(shape_, n); }
 
     // Every model's operands, one strided span each (for a backend that casts them): A is
     // a weight matrix or a layer's input, B a layer's input or an output gradient, each at

@@ -69,6 +69,58 @@ DeviceSplit<Backend> upload_split(Backend& be, const Split& src) {
     return dst;
 }
 
+// A buffer of n values that reads as zeros: device buffers start uninitialised, and optimizer
+// state must start at zero.
+template <class T, class Backend>
+typename Backend::template Buffer<T> zeroed(Backend& be, int64_t n) {
+    typename Backend::template Buffer<T> b = be.template alloc<T>(n);
+    const std::vector<T> h(static_cast<size_t>(n));  // value-initialised: zero
+    be.copy_to_device(b.data(), h.data(), n);
+    return b;
+}
+
+// What an engine checks of its inputs before it allocates anything: positive batch sizes, and
+// a model that takes the data's features and has an output for each of its classes.
+inline void check_engine_inputs(const ModelShape& shape, const Dataset& data,
+                                const TrainerOptions& options) {
+    if (options.batch_size <= 0) throw Error("batch size must be positive");
+    if (options.eval_batch_size <= 0) throw Error("test batch size must be positive");
+    if (shape.n_inputs() != data.n_features()) {
+        throw Error("model input size " + std::to_string(shape.n_inputs()) +
+                    " does not match the data's " + std::to_string(data.n_features()) +
+                    " features");
+    }
+    if (shape.n_classes() < data.n_classes) {
+        throw Error("model has " + std::to_string(shape.n_classes()) +
+                    " outputs but the data has " + std::to_string(data.n_classes) + " classes");
+    }
+}
+
+inline void check_param_count(const ModelShape& shape, int64_t n) {
+    if (n != shape.n_params()) {
+        throw Error("parameter vector has " + std::to_string(n) + " values, model " +
+                    shape.to_string() + " needs " + std::to_string(shape.n_params()));
+    }
+}
+
+// An epoch plan must give every training sample a place, every step a rate, and (when it
+// shifts) every sample its two shifts.
+inline void check_epoch_plan(const EpochPlan& plan, int64_t n_train, int64_t n_steps) {
+    if (int64_t(plan.perm.size()) != n_train) {
+        throw Error("epoch order has " + std::to_string(plan.perm.size()) + " entries for " +
+                    std::to_string(n_train) + " training samples");
+    }
+    if (int64_t(plan.lr.size()) != n_steps) {
+        throw Error("epoch plan has " + std::to_string(plan.lr.size()) + " learning rates for " +
+                    std::to_string(n_steps) + " steps");
+    }
+    if (!plan.shifts.empty() && int64_t(plan.shifts.size()) != 2 * n_train) {
+        throw Error("epoch plan has " + std::to_string(plan.shifts.size()) +
+                    " shift values, expected 2 per training sample (" +
+                    std::to_string(2 * n_train) + ")");
+    }
+}
+
 // The one read-back per pass, reduced: per-sample loss and prediction of n
 // samples (h_loss, h_pred, read back from the device), summed on the host in
 // sample order (the same result on every run and backend). Sample i is
@@ -118,17 +170,7 @@ public:
     Engine(Backend& backend, const ModelShape& shape, const Dataset& data,
            const TrainerOptions& options)
         : be_(backend), shape_(shape), options_(options) {
-        if (options.batch_size <= 0) throw Error("batch size must be positive");
-        if (options.eval_batch_size <= 0) throw Error("test batch size must be positive");
-        if (shape.n_inputs() != data.n_features()) {
-            throw Error("model input size " + std::to_string(shape.n_inputs()) +
-                        " does not match the data's " + std::to_string(data.n_features()) +
-                        " features");
-        }
-        if (shape.n_classes() < data.n_classes) {
-            throw Error("model has " + std::to_string(shape.n_classes()) +
-                        " outputs but the data has " + std::to_string(data.n_classes) + " classes");
-        }
+        check_engine_inputs(shape, data, options);
         check_optimizer_config(options.optimizer);
         train_ = upload_split(be_, data.train);
         test_ = upload_split(be_, data.test);
@@ -140,7 +182,7 @@ public:
         params_ = be_.template alloc<float>(shape.n_params());
         grads_ = be_.template alloc<float>(shape.n_params());
         for (size_t k = 0; k < optimizer_state_names(options.optimizer).size(); ++k) {
-            opt_state_.push_back(zeros(shape.n_params()));
+            opt_state_.push_back(zeroed<float>(be_, shape.n_params()));
         }
         n_steps_ = ceil_div(train_.n, options.batch_size);
         step_table_ = be_.template alloc<OptimizerStep>(n_steps_);
@@ -215,7 +257,7 @@ public:
     // One epoch over the training set as `plan` says; the optimizer carries
     // on from its state.
     EpochResult train_epoch(const EpochPlan& plan, const StepCallback& on_step) {
-        check_plan(plan);
+        check_epoch_plan(plan, train_.n, n_steps_);
         const bool augment = !plan.shifts.empty();
         be_.copy_to_device(train_perm_.data(), plan.perm.data(), train_.n);
         if (augment) be_.copy_to_device(train_shifts_.data(), plan.shifts.data(), 2 * train_.n);
@@ -305,36 +347,7 @@ public:
     }
 
 private:
-    // Device buffers start uninitialised; optimizer state must start at zero.
-    Buffer<float> zeros(int64_t n) {
-        Buffer<float> b = be_.template alloc<float>(n);
-        const std::vector<float> h(size_t(n), 0.0f);
-        be_.copy_to_device(b.data(), h.data(), n);
-        return b;
-    }
-
-    void check_param_count(int64_t n) const {
-        if (n != shape_.n_params()) {
-            throw Error("parameter vector has " + std::to_string(n) + " values, model " +
-                        shape_.to_string() + " needs " + std::to_string(shape_.n_params()));
-        }
-    }
-
-    void check_plan(const EpochPlan& plan) const {
-        if (int64_t(plan.perm.size()) != train_.n) {
-            throw Error("epoch order has " + std::to_string(plan.perm.size()) + " entries for " +
-                        std::to_string(train_.n) + " training samples");
-        }
-        if (int64_t(plan.lr.size()) != n_steps_) {
-            throw Error("epoch plan has " + std::to_string(plan.lr.size()) +
-                        " learning rates for " + std::to_string(n_steps_) + " steps");
-        }
-        if (!plan.shifts.empty() && int64_t(plan.shifts.size()) != 2 * train_.n) {
-            throw Error("epoch plan has " + std::to_string(plan.shifts.size()) +
-                        " shift values, expected 2 per training sample (" +
-                        std::to_string(2 * train_.n) + ")");
-        }
-    }
+    void check_param_count(int64_t n) const { mlp::check_param_count(shape_, n); }
 
     // The largest operands the step's GEMMs get, for a backend that casts
     // them (bf16): A is a weight matrix or a layer's input, B a layer's input
