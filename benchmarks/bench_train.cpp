@@ -46,7 +46,6 @@
 #include "host/data/data_source.hpp"
 #include "host/device/device.hpp"
 #include "host/model/model.hpp"
-#include "host/train/batched_trainer.hpp"
 #include "host/train/report.hpp"
 #include "host/train/trainer.hpp"
 
@@ -155,7 +154,7 @@ static BenchResult run_config(const BenchConfig& config, const DeviceChoice& dev
     return r;
 }
 
-// N models of one shape as a sweep trains them (make_batched_trainer), seeds config.seed + k.
+// N models of one shape as a sweep trains them (one trainer of N models), seeds config.seed + k.
 static BenchResult run_batched_config(const BenchConfig& config, const DeviceChoice& device,
                                       const ModelShape& shape, const Dataset& data,
                                       int64_t batch_size, int64_t n_models, std::ostream& out) {
@@ -164,7 +163,8 @@ static BenchResult run_batched_config(const BenchConfig& config, const DeviceCho
     options.use_graph = config.use_graph;
     options.cpu_threads = config.threads;
     const std::vector<OptimizerConfig> optimizers(size_t(n_models), config.optimizer);
-    auto batch = make_batched_trainer(device, shape, data, options, optimizers);
+    options.spread_models = true;
+    auto batch = make_trainer(device, shape, data, options, optimizers);
     for (int64_t k = 0; k < n_models; ++k) {
         batch->set_params(k, init_params(shape, config.seed + uint64_t(k)));
     }
@@ -185,12 +185,12 @@ static BenchResult run_batched_config(const BenchConfig& config, const DeviceCho
             batch->plan_model(k, plan);
         }
         std::vector<EpochResult> trained;
-        const double seconds = batch->time_seconds([&] { trained = batch->train_epoch(); });
+        const double seconds = batch->time_seconds([&] { trained = batch->train_models(); });
         if (e == 0 && config.use_graph) {
             r.graph_nodes = batch->train_graph_nodes();
             r.graph_nodes_per_step = double(r.graph_nodes) / double(n_steps);
         }
-        const std::vector<EpochResult> test = batch->evaluate();
+        const std::vector<EpochResult> test = batch->evaluate_models();
         double loss = 0.0, accuracy = 0.0, best = 0.0;
         for (int64_t k = 0; k < n_models; ++k) {
             loss += trained[size_t(k)].loss / double(n_models);

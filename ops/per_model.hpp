@@ -1,5 +1,5 @@
 // Many models in one launch: each functor of ops/ seen through a batch of
-// models that share a shape (host/train/batched_engine.hpp). Every per-model
+// models that share a shape (host/train/engine.hpp; one model is a batch of one). Every per-model
 // array of a batch is one buffer with model k's slice at k * stride, so model
 // k's copy of a functor is model 0's with each pointer moved by k strides;
 // the math is the functor's own, untouched, which is why model k of a batch
@@ -11,7 +11,10 @@
 // per sample of every model (row k * n_batch + s). `row(r)` hands out the
 // row's functor, which the CPU backend hoists out of its inner loop (so that
 // loop vectorises as it does for one model); operator()(r, c) is row(r)(c),
-// which the GPU runs per element.
+// which the GPU runs per element. `spans_models(n_rows)` says whether the
+// rows reach past model 0: the CPU backend then spreads the models over its
+// threads, and otherwise runs the view as it runs the bare functor for one
+// model (same threading, same order).
 #pragma once
 
 #include <cstdint>
@@ -66,6 +69,7 @@ struct GatherModels {
         if (g.shifts) g.shifts += k * shifts_stride;
         return {g, r - k * n_batch};
     }
+    bool spans_models(int64_t n_rows) const { return n_rows > n_batch; }
     MLP_HD void operator()(int64_t r, int64_t c) const { row(r)(c); }
 };
 
@@ -81,6 +85,7 @@ struct BiasActModels {
         g.bias += k * bias_stride;
         return {g, r - k * n_batch};
     }
+    bool spans_models(int64_t n_rows) const { return n_rows > n_batch; }
     MLP_HD void operator()(int64_t r, int64_t c) const { row(r)(c); }
 };
 
@@ -96,6 +101,7 @@ struct SoftmaxXentModels {
         g.perm += k * perm_stride;
         return g;
     }
+    bool spans_models(int64_t n_rows) const { return n_rows > 1; }
     MLP_HD void operator()(int64_t k, int64_t s) const { row(k)(s); }
 };
 
@@ -109,6 +115,7 @@ struct BiasGradModels {
         g.grad_z += k * grad_z_stride;
         return g;
     }
+    bool spans_models(int64_t n_rows) const { return n_rows > 1; }
     MLP_HD void operator()(int64_t k, int64_t j) const { row(k)(j); }
 };
 
@@ -122,6 +129,7 @@ struct ReluBackwardModels {
         g.activation += k * activation_stride;
         return g;
     }
+    bool spans_models(int64_t n_rows) const { return n_rows > 1; }
     MLP_HD void operator()(int64_t k, int64_t i) const { row(k)(i); }
 };
 
@@ -135,6 +143,7 @@ struct SquaredNormPartsModels {
         g.x += k * x_stride;
         return g;
     }
+    bool spans_models(int64_t n_rows) const { return n_rows > 1; }
     MLP_HD void operator()(int64_t k, int64_t j) const { row(k)(j); }
 };
 
@@ -148,6 +157,7 @@ struct SumPartsModels {
         g.parts += k * f.n_parts;
         return g;
     }
+    bool spans_models(int64_t n_rows) const { return n_rows > 1; }
     MLP_HD void operator()(int64_t k, int64_t j) const { row(k)(j); }
 };
 
@@ -168,6 +178,7 @@ struct StepGuardModels {
         g.stop = stop[k] != 0;
         return g;
     }
+    bool spans_models(int64_t n_rows) const { return n_rows > 1; }
     MLP_HD void operator()(int64_t k, int64_t j) const { row(k)(j); }
 };
 
@@ -194,6 +205,7 @@ struct SgdUpdateModels {
         g.weight_decay = s.weight_decay;
         return g;
     }
+    bool spans_models(int64_t n_rows) const { return n_rows > 1; }
     MLP_HD void operator()(int64_t k, int64_t i) const { row(k)(i); }
 };
 
@@ -218,7 +230,16 @@ struct AdamUpdateModels {
         g.weight_decay = s.weight_decay;
         return g;
     }
+    bool spans_models(int64_t n_rows) const { return n_rows > 1; }
     MLP_HD void operator()(int64_t k, int64_t i) const { row(k)(i); }
+};
+
+// The fused path's gradient norm and guard (Backend::grad_norm_guard): the three views the
+// generic path launches one after another, which a backend may run as one kernel.
+struct GradNormGuardModels {
+    SquaredNormPartsModels norm;
+    SumPartsModels sum;
+    StepGuardModels guard;
 };
 
 }  // namespace mlp

@@ -198,9 +198,12 @@ TEST(GraphReplay, EpochIsRecordedOncePerKeyWith22LaunchesPerStep) {
     const ModelShape shape({20, 12, 6, 3});
     CpuBackend be;
     Engine<CpuBackend> engine(be, shape, data, recipe_options(true));
-    engine.set_params(init_params(shape, 4));
+    engine.set_params(0, init_params(shape, 4));
     const int64_t steps = engine.steps_per_epoch();
-    for (int e = 0; e < 3; ++e) engine.train_epoch(recipe_plan(200, steps, e, e != 1), {});
+    for (int e = 0; e < 3; ++e) {
+        engine.plan_model(0, recipe_plan(200, steps, e, e != 1));
+        engine.train_epoch();
+    }
     // Per step: the gather, per layer a GEMM and the bias(+ReLU) epilogue;
     // the loss; per layer the weight-gradient GEMM and the bias gradient, and
     // below the top the input-gradient GEMM and ReLU backward; the two

@@ -91,8 +91,9 @@ public:
         run_gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
     }
     // One CBLAS call per model, the models spread over the OpenMP threads
-    // (each call single-threaded: the batched trainer sets OpenBLAS to one
-    // thread), so model i's result is what gemm() gives it.
+    // (each call single-threaded: a trainer of several models sets OpenBLAS to
+    // one thread), so model i's result is what gemm() gives it; a batch of one
+    // is gemm() itself, with the threads OpenBLAS has.
     void gemm_batched(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* a,
                       int64_t lda, int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b,
                       float* c, int64_t ldc, int64_t stride_c, int64_t n_models) {
@@ -190,17 +191,24 @@ private:
     // as an inner loop: no per-element index division, and the compiler can
     // vectorize it. A functor with row(r) (ops/per_model.hpp) hands out the
     // row's functor, a private copy whose fields no store can alias.
-    // The rows of a batch of models are split over the threads whatever their size: an
-    // element of such a row can be a whole chunk of one model's work (its gradient norm's
-    // part), and static scheduling gives each thread the same models in every launch.
-    template <class F>
-    static bool parallel_rows(int64_t n_rows, int64_t n_cols) {
-        return has_row<F>::value ? n_rows > 1 && n_rows * n_cols >= 64
-                                 : n_rows * n_cols >= k_parallel_threshold;
-    }
+    // A view whose rows reach past model 0 spreads the models over the threads
+    // whatever their size: an element of such a row can be a whole chunk of one
+    // model's work (its gradient norm's part), and static scheduling gives each
+    // thread the same models in every launch. A view of model 0 alone runs as
+    // its bare functor would for one model: a row per model is run_for_each
+    // over the row's elements, and rows of samples are split over the threads
+    // only when there are enough of them.
     template <class F>
     static void run_for_each_2d(int64_t n_rows, int64_t n_cols, const F& f) {
-#pragma omp parallel for schedule(static) if (parallel_rows <F>(n_rows, n_cols))
+        bool parallel = n_rows * n_cols >= k_parallel_threshold;
+        if constexpr (has_row<F>::value) {
+            if (f.spans_models(n_rows)) {
+                parallel = n_rows * n_cols >= 64;
+            } else if (n_rows == 1) {
+                return run_for_each(n_cols, f.row(0));
+            }
+        }
+#pragma omp parallel for schedule(static) if (parallel)
         for (int64_t r = 0; r < n_rows; ++r) {
             if constexpr (has_row<F>::value) {
                 const auto body = f.row(r);

@@ -1,22 +1,19 @@
 // The CPU backend's fused operations (the fused path of host/train/engine.hpp).
 // The CPU has no launch latency to save, so each one is its GEMM and the same
-// functors the generic path runs, in the same order on the same data: the
-// fused path gives bit-identical numbers here, and the CUDA backend's fused
-// kernels are checked against these. Written as a base of CpuBackend (CRTP) so
-// that its GEMM and for_each, and whatever they record, do the work.
+// functors the generic path runs, through the same per-model views
+// (ops/per_model.hpp), in the same order on the same data: the fused path
+// gives bit-identical numbers here, for one model or a batch, and the CUDA
+// backend's fused kernels are checked against these. Written as a base of
+// CpuBackend (CRTP) so that its GEMM and for_each, and whatever they record,
+// do the work.
 #pragma once
 
 #include <cstdint>
 
 #include "host/base/error.hpp"
-#include "host/train/backend.hpp"
 #include "host/config/kernel_options.hpp"
-#include "ops/bias_act.hpp"
-#include "ops/bias_grad.hpp"
-#include "ops/grad_norm.hpp"
-#include "ops/relu_backward.hpp"
-#include "ops/softmax_xent.hpp"
-#include "ops/step_guard.hpp"
+#include "host/train/backend.hpp"
+#include "ops/per_model.hpp"
 
 namespace mlp {
 
@@ -32,54 +29,70 @@ public:
         }
     }
 
+    // The reductions below keep no state between launches.
+    void reserve_batch(int64_t) {}
+
     // The CPU's ReLU backward reads the activation, so it keeps no mask.
     int64_t relu_mask_bytes(int64_t, int64_t) const { return 0; }
 
-    // z (n_out x n_batch) = W x + bias, then ReLU if `relu`; W is [n_out][n_in].
-    void gemm_bias_act(float* z, uint8_t*, const float* w, const float* x, const float* bias,
-                       bool relu, int64_t n_out, int64_t n_batch, int64_t n_in) {
-        self().gemm(Trans::T, Trans::N, n_out, n_batch, n_in, w, n_in, x, n_in, z, n_out);
-        self().for_each_2d(n_batch, n_out, BiasActFunctor{z, bias, n_out, relu});
+    // Per model: z (n_out x n_batch) = W x + bias, then ReLU if `relu`; W is [n_out][n_in].
+    void gemm_bias_act(Strided<float> z, Strided<uint8_t>, Strided<const float> w,
+                       Strided<const float> x, Strided<const float> bias, bool relu, int64_t n_out,
+                       int64_t n_batch, int64_t n_in, int64_t n_models) {
+        self().gemm_batched(Trans::T, Trans::N, n_out, n_batch, n_in, w.data, n_in, w.stride,
+                            x.data, n_in, x.stride, z.data, n_out, z.stride, n_models);
+        self().for_each_2d(n_models * n_batch, n_out,
+                           BiasActModels{BiasActFunctor{z.data, bias.data, n_out, relu}, n_batch,
+                                         z.stride, bias.stride});
     }
 
-    // grad_in (n_in x n_batch) = W^T grad_z, times relu'(activation_in); then
+    // Per model: grad_in (n_in x n_batch) = W^T grad_z, times relu'(activation_in); then
     // the bias gradient of the layer that produced activation_in.
-    void gemm_drelu_bgrad(float* grad_in, float* grad_bias_in, const float* w, const float* grad_z,
-                          const float* activation_in, const uint8_t*, int64_t n_in, int64_t n_batch,
-                          int64_t n_out) {
-        self().gemm(Trans::N, Trans::N, n_in, n_batch, n_out, w, n_in, grad_z, n_out, grad_in,
-                    n_in);
-        self().for_each(n_batch * n_in, ReluBackwardFunctor{grad_in, activation_in});
-        bias_grad(grad_bias_in, grad_in, n_in, n_batch);
+    void gemm_drelu_bgrad(Strided<float> grad_in, Strided<float> grad_bias_in,
+                          Strided<const float> w, Strided<const float> grad_z,
+                          Strided<const float> activation_in, Strided<const uint8_t>, int64_t n_in,
+                          int64_t n_batch, int64_t n_out, int64_t n_models) {
+        self().gemm_batched(Trans::N, Trans::N, n_in, n_batch, n_out, w.data, n_in, w.stride,
+                            grad_z.data, n_out, grad_z.stride, grad_in.data, n_in, grad_in.stride,
+                            n_models);
+        self().for_each_2d(n_models, n_batch * n_in,
+                           ReluBackwardModels{ReluBackwardFunctor{grad_in.data, activation_in.data},
+                                              grad_in.stride, activation_in.stride});
+        bias_grad(grad_bias_in, grad_in, n_in, n_batch, n_models);
     }
 
-    // dW^T (n_in x n_out) = x grad_z^T.
-    void weight_grad(float* grad_w, const float* x, const float* grad_z, int64_t n_in,
-                     int64_t n_out, int64_t n_batch) {
-        self().gemm(Trans::N, Trans::T, n_in, n_out, n_batch, x, n_in, grad_z, n_out, grad_w, n_in);
+    // Per model: dW^T (n_in x n_out) = x grad_z^T.
+    void weight_grad(Strided<float> grad_w, Strided<const float> x, Strided<const float> grad_z,
+                     int64_t n_in, int64_t n_out, int64_t n_batch, int64_t n_models) {
+        self().gemm_batched(Trans::N, Trans::T, n_in, n_out, n_batch, x.data, n_in, x.stride,
+                            grad_z.data, n_out, grad_z.stride, grad_w.data, n_in, grad_w.stride,
+                            n_models);
     }
     // Work that weight_grad may have put on a side branch is done after this.
     void join_side() {}
 
-    void bias_grad(float* grad_bias, const float* grad_z, int64_t n_out, int64_t n_batch) {
-        self().for_each(n_out, BiasGradFunctor{grad_bias, grad_z, n_out, n_batch});
+    void bias_grad(Strided<float> grad_bias, Strided<const float> grad_z, int64_t n_out,
+                   int64_t n_batch, int64_t n_models) {
+        self().for_each_2d(
+            n_models, n_out,
+            BiasGradModels{BiasGradFunctor{grad_bias.data, grad_z.data, n_out, n_batch},
+                           grad_bias.stride, grad_z.stride});
     }
 
     // The loss and its logit gradient, then the output layer's bias gradient.
-    void softmax_xent_bgrad(float* grad_bias, const SoftmaxXentFunctor& loss, int64_t n_batch) {
-        self().for_each(n_batch, loss);
-        bias_grad(grad_bias, loss.logits, loss.n_classes, n_batch);
+    void softmax_xent_bgrad(Strided<float> grad_bias, const SoftmaxXentModels& loss,
+                            int64_t n_batch, int64_t n_models) {
+        self().for_each_2d(n_models, n_batch, loss);
+        bias_grad(grad_bias, Strided<const float>{loss.f.logits, loss.logits_stride},
+                  loss.f.n_classes, n_batch, n_models);
     }
 
     // The step's squared gradient norm and its non-finite guard, as the
-    // generic path computes them (parts: scratch of n_parts values).
-    void grad_norm_guard(float* grad_sq, int32_t* guard, int8_t* status, float* parts,
-                         const float* grads, const float* sample_loss, int64_t n_params,
-                         int64_t n_batch, int64_t n_parts, int32_t step, bool stop) {
-        self().for_each(n_parts, SquaredNormPartsFunctor{parts, grads, n_params, n_parts});
-        self().for_each(1, SumPartsFunctor{grad_sq, parts, n_parts});
-        self().for_each(1,
-                        StepGuardFunctor{guard, status, sample_loss, n_batch, grad_sq, step, stop});
+    // generic path computes them.
+    void grad_norm_guard(const GradNormGuardModels& g, int64_t n_models) {
+        self().for_each_2d(n_models, g.norm.f.n_parts, g.norm);
+        self().for_each_2d(n_models, 1, g.sum);
+        self().for_each_2d(n_models, 1, g.guard);
     }
 
 private:

@@ -50,17 +50,11 @@ DeviceChoice choose_device(const std::string& name) {
 }
 
 std::unique_ptr<Trainer> make_trainer(const DeviceChoice& device, const ModelShape& shape,
-                                      const Dataset& data, const TrainerOptions& options) {
-    if (!device.cuda) return make_cpu_trainer(shape, data, options);
-    return make_cuda_trainer(shape, data, options, device.gpu.index, device.gpu.describe());
-}
-
-std::unique_ptr<BatchedTrainer> make_batched_trainer(
-    const DeviceChoice& device, const ModelShape& shape, const Dataset& data,
-    const TrainerOptions& options, const std::vector<OptimizerConfig>& optimizers) {
-    if (!device.cuda) return make_cpu_batched_trainer(shape, data, options, optimizers);
-    return make_cuda_batched_trainer(shape, data, options, optimizers, device.gpu.index,
-                                     device.gpu.describe());
+                                      const Dataset& data, const TrainerOptions& options,
+                                      const std::vector<OptimizerConfig>& optimizers) {
+    if (!device.cuda) return make_cpu_trainer(shape, data, options, optimizers);
+    return make_cuda_trainer(shape, data, options, optimizers, device.gpu.index,
+                             device.gpu.describe());
 }
 
 }  // namespace mlp

@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "host/config/names.hpp"
-#include "host/train/batched_trainer.hpp"
 #include "host/train/trainer.hpp"
 
 namespace mlp {
@@ -67,13 +66,10 @@ struct DeviceChoice {
 // usable device there.
 DeviceChoice choose_device(const std::string& name);
 
+// The trainer of one model, or (`optimizers`: one entry each, all of one kind) of a batch of
+// models of one shape that train together, on the chosen backend.
 std::unique_ptr<Trainer> make_trainer(const DeviceChoice& device, const ModelShape& shape,
-                                      const Dataset& data, const TrainerOptions& options);
-
-// A batch of models of one shape that train together, one per entry of `optimizers`
-// (host/train/batched_trainer.hpp), on the chosen backend.
-std::unique_ptr<BatchedTrainer> make_batched_trainer(
-    const DeviceChoice& device, const ModelShape& shape, const Dataset& data,
-    const TrainerOptions& options, const std::vector<OptimizerConfig>& optimizers);
+                                      const Dataset& data, const TrainerOptions& options,
+                                      const std::vector<OptimizerConfig>& optimizers = {});
 
 }  // namespace mlp

@@ -2,7 +2,7 @@
 // (-DMLPTRAIN_CUDA=OFF): they say so instead of failing to link.
 #include "host/base/error.hpp"
 #include "host/device/device.hpp"
-#include "host/train/batched_trainer.hpp"
+#include "host/train/trainer.hpp"
 
 namespace mlp {
 
@@ -18,14 +18,8 @@ bool built_with_cuda() {
 }
 
 std::unique_ptr<Trainer> make_cuda_trainer(const ModelShape&, const Dataset&, const TrainerOptions&,
-                                           int, const std::string&) {
-    throw Error("the CUDA backend is not available: " + probe_cuda_device().reason);
-}
-
-std::unique_ptr<BatchedTrainer> make_cuda_batched_trainer(const ModelShape&, const Dataset&,
-                                                          const TrainerOptions&,
-                                                          const std::vector<OptimizerConfig>&, int,
-                                                          const std::string&) {
+                                           const std::vector<OptimizerConfig>&, int,
+                                           const std::string&) {
     throw Error("the CUDA backend is not available: " + probe_cuda_device().reason);
 }
 

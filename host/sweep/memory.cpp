@@ -9,6 +9,7 @@
 
 #include "host/config/kernel_options.hpp"
 #include "host/config/optimizer.hpp"
+#include "host/train/engine_host.hpp"
 #include "ops/optimizer_step.hpp"
 
 namespace mlp {
@@ -18,16 +19,22 @@ uint64_t data_bytes(const DataSize& d) {
 }
 
 uint64_t model_bytes(const ModelShape& shape, const TrainConfig& config, const DataSize& d) {
-    const uint64_t n_params = uint64_t(shape.n_params());
+    const uint64_t stride = uint64_t(model_stride(shape));  // n_params, padded
     const uint64_t n_buffers = 2 + optimizer_state_names(config.optimizer).size();
     const uint64_t n_steps = uint64_t((d.n_train + config.batch_size - 1) / config.batch_size);
     const uint64_t capacity = uint64_t(std::max(config.batch_size, config.test_batch_size));
-    uint64_t widths = 0;
+    uint64_t widths = 0, mask_bits = 0;
     for (int64_t w : shape.sizes()) widths += uint64_t(w);
+    for (int l = 1; l < shape.n_layers(); ++l) {
+        widths += uint64_t(shape.n_in(l));  // the input gradient of layer l
+        mask_bits += uint64_t((shape.n_in(l) + 127) / 128 * 128);
+    }
     const uint64_t n_max = uint64_t(std::max(d.n_train, d.n_test));
-    uint64_t bytes = 4 * n_params * n_buffers;                           // params, grads, state
-    bytes += 4 * capacity * (widths + 2 * uint64_t(shape.max_width()));  // activations, scratch
+    uint64_t bytes = 4 * stride * n_buffers;                            // params, grads, state
+    bytes += 4 * capacity * widths;                                     // activations, gradients
+    if (config.kernels == KernelPath::fused) bytes += capacity * mask_bits / 8;  // CUDA's masks
     bytes += 4 * uint64_t(d.n_train) + 2 * uint64_t(d.n_train);          // order, shifts
+    bytes += 4 * uint64_t(d.n_train);                                    // the order's host copy
     bytes += 5 * n_max;                                                  // loss, prediction
     bytes += n_steps * (sizeof(OptimizerStep) + 4 + 1);                  // step tables
     bytes += 2 * 4 + 1 + 28;                                             // guard, stop, scalars
@@ -35,7 +42,7 @@ uint64_t model_bytes(const ModelShape& shape, const TrainConfig& config, const D
     return bytes;
 }
 
-// cuda/cuda_trainer.cu, k_cublas_workspace_bytes: the workspace each of the backend's two
+// cuda/cuda_backend.cu, k_cublas_workspace_bytes: the workspace each of the backend's two
 // cuBLAS handles (main and side stream) gets. host/ may not include cuda/, so the figure is
 // repeated here; keep the two in step.
 constexpr uint64_t k_cublas_workspace_bytes = uint64_t(32) << 20;

@@ -1,5 +1,5 @@
 // What a sweep will allocate, estimated before anything is: the models of a
-// group train in one batch (host/train/batched_engine.hpp), each model with
+// group train in one batch (host/train/engine.hpp), each model with
 // its parameters, gradients, optimizer buffers, activations and per-sample
 // buffers in the batch's arrays, and the batch with one copy of the data set
 // and, on CUDA, one backend; the data set loaded by the command is counted once

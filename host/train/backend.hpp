@@ -32,10 +32,12 @@
 //   template <class Body> void run_graph(Graph& g, int64_t key, Body&& body);
 //   void synchronize();
 //   template <class Body> double time_seconds(Body&& body);  // body's duration
-//   the fused operations of --kernels fused (set_precision, relu_mask_bytes, gemm_bias_act,
-//   gemm_drelu_bgrad, weight_grad, join_side, bias_grad, softmax_xent_bgrad,
-//   grad_norm_guard): on the CPU the generic functors in the same order
-//   (host/cpu/cpu_fused_ops.hpp), on CUDA cuBLASLt epilogues and cuda/kernels/.
+//   the fused operations of --kernels fused (set_precision, reserve_batch, relu_mask_bytes,
+//   gemm_bias_act, gemm_drelu_bgrad, weight_grad, join_side, bias_grad,
+//   softmax_xent_bgrad, grad_norm_guard), each over a batch of n_models models whose
+//   operands are Strided spans: on the CPU the generic functors in the same order
+//   (host/cpu/cpu_fused_ops.hpp), on CUDA cuBLASLt epilogues (strided-batch layouts when
+//   n_models > 1) and cuda/kernels/.
 //
 // Copies, GEMMs and for_each are ordered (one stream on the GPU); copy_to_host
 // returns with the data in place. Buffers are move-only owners: a copy would
@@ -65,6 +67,20 @@
 namespace mlp {
 
 enum class Trans { N, T };
+
+// A per-model array of a batch of models: model k's part starts k * stride values after
+// data. A batch of one has stride 0 wherever the single model's pointer is all there is.
+template <class T>
+struct Strided {
+    T* data = nullptr;
+    int64_t stride = 0;
+
+    T* at(int64_t k) const { return data + k * stride; }
+    template <class U = T, class = std::enable_if_t<!std::is_const<U>::value>>
+    operator Strided<const U>() const {
+        return {data, stride};
+    }
+};
 
 namespace backend_detail {
 
@@ -167,11 +183,12 @@ struct has_graph_nodes<
 template <class B, class = void>
 struct has_fused_ops : std::false_type {};
 template <class B>
-struct has_fused_ops<
-    B, std::void_t<decltype(&B::set_precision), decltype(&B::relu_mask_bytes),
-                   decltype(&B::gemm_bias_act), decltype(&B::gemm_drelu_bgrad),
-                   decltype(&B::weight_grad), decltype(&B::join_side), decltype(&B::bias_grad),
-                   decltype(&B::softmax_xent_bgrad), decltype(&B::grad_norm_guard)>>
+struct has_fused_ops<B,
+                     std::void_t<decltype(&B::set_precision), decltype(&B::reserve_batch),
+                                 decltype(&B::relu_mask_bytes), decltype(&B::gemm_bias_act),
+                                 decltype(&B::gemm_drelu_bgrad), decltype(&B::weight_grad),
+                                 decltype(&B::join_side), decltype(&B::bias_grad),
+                                 decltype(&B::softmax_xent_bgrad), decltype(&B::grad_norm_guard)>>
     : std::true_type {};
 
 template <class B, class = void>

@@ -1,34 +1,32 @@
-// The training step, written once against the backend interface
-// (host/train/backend.hpp) and instantiated for the CPU and the CUDA backend.
+// The training step, written once against the backend interface (host/train/backend.hpp),
+// instantiated for the CPU and the CUDA backend, over a batch of n >= 1 models of one shape:
+// one model is a batch of one. docs/ARCHITECTURE.md draws how a step flows.
 //
-// Activations are sample-contiguous ("features x batch" column-major, the
-// notebook's layout): act[0] is the gathered input batch, act[l + 1] the
-// output of layer l. Hidden outputs hold relu(Z) in place; the last holds the
-// logits, which the loss overwrites with their gradient. Parameters and their
-// gradients share one flat layout (host/model/model.hpp), so the update is one
-// launch over one buffer.
+// Activations are sample-contiguous ("features x batch" column-major, the notebook's layout):
+// act[0] is the gathered input batch, act[l + 1] the output of layer l, relu(Z) in place for
+// hidden layers, the logits (then their gradient) for the last. Every per-model array is one
+// buffer with the models' slices one after another; parameters, gradients and optimizer state
+// are flat (host/model/model.hpp), model_stride() values per model. Each layer's GEMM of every
+// model is one gemm_batched call and each functor one launch over all models, through the
+// views of ops/per_model.hpp, which call the functor unchanged on model k's slice: so on the
+// CPU model k of a batch is bit for bit the model trained alone. What differs between the
+// models' updates is a device table of ModelScalars and each model's table of per-step
+// learning rates and bias corrections (OptimizerStep).
 //
-// An epoch is a fixed sequence of steps whose launch arguments depend only on
-// the step's position in the epoch. Whatever changes between epochs or steps
-// lives in device buffers rewritten before each epoch: the order, the
-// augmentation shifts, and a table of per-step update scalars (learning rate,
-// Adam's bias corrections) that step k reads at entry k. That is what lets a
-// backend record the epoch once (a CUDA graph) and replay it. Loss and
-// prediction per sample, and the gradient's squared norm per step, are read
-// back once per epoch. So is each step's status from the non-finite guard
-// (ops/step_guard.hpp), which runs before the update and can tell the
-// update to do nothing (--on-nan).
-//
-// The optimizer's state (momentum or Adam's moments) is flat buffers in the
-// parameter layout, plus the count of updates done, so a checkpoint holds
-// everything a resumed run needs to continue bit for bit.
+// An epoch is a fixed sequence of steps whose launch arguments depend only on the step's
+// position; whatever changes between epochs (order, shifts, the step tables) is rewritten in
+// device buffers before it, so a backend records the epoch once (a CUDA graph) and replays
+// it. Per-sample losses and predictions, each step's squared gradient norm and its status
+// from the non-finite guard (which runs before the update and can skip it, --on-nan) are read
+// back once per epoch. Models not planned for an epoch sit it out untouched: their guard
+// starts stopped. The optimizer's state and its count of updates are all a resumed run needs.
 #pragma once
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "host/base/error.hpp"
@@ -36,128 +34,11 @@
 #include "host/data/dataset.hpp"
 #include "host/model/model.hpp"
 #include "host/train/backend.hpp"
+#include "host/train/engine_host.hpp"  // the input checks and the host reductions
 #include "host/train/trainer.hpp"
-#include "ops/adam_update.hpp"
-#include "ops/bias_act.hpp"
-#include "ops/bias_grad.hpp"
-#include "ops/gather.hpp"
-#include "ops/grad_norm.hpp"
-#include "ops/relu_backward.hpp"
-#include "ops/sgd_update.hpp"
-#include "ops/softmax_xent.hpp"
-#include "ops/step_guard.hpp"
+#include "ops/per_model.hpp"
 
 namespace mlp {
-
-// A split of the data set on the device: its images and labels, uploaded once.
-template <class Backend>
-struct DeviceSplit {
-    typename Backend::template Buffer<uint8_t> images;
-    typename Backend::template Buffer<uint8_t> labels;
-    int64_t n = 0;
-};
-
-template <class Backend>
-DeviceSplit<Backend> upload_split(Backend& be, const Split& src) {
-    DeviceSplit<Backend> dst;
-    dst.n = src.size();
-    dst.images = be.template alloc<uint8_t>(int64_t(src.images.pixels.size()));
-    dst.labels = be.template alloc<uint8_t>(dst.n);
-    be.copy_to_device(dst.images.data(), src.images.pixels.data(),
-                      int64_t(src.images.pixels.size()));
-    be.copy_to_device(dst.labels.data(), src.labels.labels.data(), dst.n);
-    return dst;
-}
-
-// A buffer of n values that reads as zeros: device buffers start uninitialised, and optimizer
-// state must start at zero.
-template <class T, class Backend>
-typename Backend::template Buffer<T> zeroed(Backend& be, int64_t n) {
-    typename Backend::template Buffer<T> b = be.template alloc<T>(n);
-    const std::vector<T> h(static_cast<size_t>(n));  // value-initialised: zero
-    be.copy_to_device(b.data(), h.data(), n);
-    return b;
-}
-
-// What an engine checks of its inputs before it allocates anything: positive batch sizes, and
-// a model that takes the data's features and has an output for each of its classes.
-inline void check_engine_inputs(const ModelShape& shape, const Dataset& data,
-                                const TrainerOptions& options) {
-    if (options.batch_size <= 0) throw Error("batch size must be positive");
-    if (options.eval_batch_size <= 0) throw Error("test batch size must be positive");
-    if (shape.n_inputs() != data.n_features()) {
-        throw Error("model input size " + std::to_string(shape.n_inputs()) +
-                    " does not match the data's " + std::to_string(data.n_features()) +
-                    " features");
-    }
-    if (shape.n_classes() < data.n_classes) {
-        throw Error("model has " + std::to_string(shape.n_classes()) +
-                    " outputs but the data has " + std::to_string(data.n_classes) + " classes");
-    }
-}
-
-inline void check_param_count(const ModelShape& shape, int64_t n) {
-    if (n != shape.n_params()) {
-        throw Error("parameter vector has " + std::to_string(n) + " values, model " +
-                    shape.to_string() + " needs " + std::to_string(shape.n_params()));
-    }
-}
-
-// An epoch plan must give every training sample a place, every step a rate, and (when it
-// shifts) every sample its two shifts.
-inline void check_epoch_plan(const EpochPlan& plan, int64_t n_train, int64_t n_steps) {
-    if (int64_t(plan.perm.size()) != n_train) {
-        throw Error("epoch order has " + std::to_string(plan.perm.size()) + " entries for " +
-                    std::to_string(n_train) + " training samples");
-    }
-    if (int64_t(plan.lr.size()) != n_steps) {
-        throw Error("epoch plan has " + std::to_string(plan.lr.size()) + " learning rates for " +
-                    std::to_string(n_steps) + " steps");
-    }
-    if (!plan.shifts.empty() && int64_t(plan.shifts.size()) != 2 * n_train) {
-        throw Error("epoch plan has " + std::to_string(plan.shifts.size()) +
-                    " shift values, expected 2 per training sample (" +
-                    std::to_string(2 * n_train) + ")");
-    }
-}
-
-// The one read-back per pass, reduced: per-sample loss and prediction of n
-// samples (h_loss, h_pred, read back from the device), summed on the host in
-// sample order (the same result on every run and backend). Sample i is
-// labels[perm[i]] (labels[i] without perm). With `status` (one StepStatus per
-// step of batch_size samples), only the samples of steps that updated count.
-inline EpochResult reduce_samples(const float* h_loss, const uint8_t* h_pred, int64_t n,
-                                  const int32_t* perm, const std::vector<uint8_t>& labels,
-                                  const int8_t* status, int64_t batch_size) {
-    EpochResult r;
-    double sum = 0.0;
-    int64_t correct = 0, counted = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        if (status && status[i / batch_size] != step_ok) continue;
-        ++counted;
-        sum += double(h_loss[i]);
-        const int64_t sample = perm ? perm[i] : i;
-        correct += h_pred[i] == labels[size_t(sample)];
-    }
-    r.n_samples = counted;
-    // No step updated: NaN, which the training loop reports.
-    r.loss = counted > 0 ? sum / double(counted) : std::nan("");
-    r.accuracy = counted > 0 ? double(correct) / double(counted) : 0.0;
-    return r;
-}
-
-// Mean over an epoch's updating steps (status step_ok) of the gradient's L2
-// norm, from each step's squared norm h_grad_sq.
-inline double mean_grad_norm(const int8_t* status, const float* h_grad_sq, int64_t n_steps) {
-    double sum = 0.0;
-    int64_t counted = 0;
-    for (int64_t k = 0; k < n_steps; ++k) {
-        if (status[k] != step_ok) continue;
-        sum += std::sqrt(double(h_grad_sq[k]));
-        ++counted;
-    }
-    return counted > 0 ? sum / double(counted) : 0.0;
-}
 
 template <class Backend>
 class Engine {
@@ -167,11 +48,33 @@ public:
     template <class T>
     using Buffer = typename Backend::template Buffer<T>;
 
+    // One model per entry of `optimizers`, all of one kind (and nesterov); empty: one model
+    // of options.optimizer. The other fields of options are shared.
     Engine(Backend& backend, const ModelShape& shape, const Dataset& data,
-           const TrainerOptions& options)
-        : be_(backend), shape_(shape), options_(options) {
+           const TrainerOptions& options, const std::vector<OptimizerConfig>& optimizers = {})
+        : be_(backend),
+          shape_(shape),
+          options_(options),
+          optimizers_(optimizers.empty() ? std::vector<OptimizerConfig>{options.optimizer}
+                                         : optimizers),
+          n_models_(int64_t(optimizers_.size())) {
         check_engine_inputs(shape, data, options);
-        check_optimizer_config(options.optimizer);
+        std::vector<ModelScalars> scalars;
+        for (const OptimizerConfig& o : optimizers_) {
+            check_optimizer_config(o);
+            if (o.kind != optimizers_.front().kind || o.nesterov != optimizers_.front().nesterov) {
+                throw Error("the models of a batch share one optimizer kind");
+            }
+            scalars.push_back(ModelScalars{int32_t(o.momentum != 0.0), float(o.momentum),
+                                           float(o.weight_decay), float(1.0 - o.beta1),
+                                           float(o.beta2), float(1.0 - o.beta2), float(o.eps)});
+        }
+        options_.optimizer = optimizers_.front();
+        // Room for the most state any model keeps (SGD: momentum buffers when one model has
+        // momentum); each model reads and writes only its own (optimizer_state_names).
+        size_t n_state = 0;
+        for (const OptimizerConfig& o : optimizers_)
+            n_state = std::max(n_state, optimizer_state_names(o).size());
         train_ = upload_split(be_, data.train);
         test_ = upload_split(be_, data.test);
         h_train_labels_ = data.train.labels.labels;
@@ -179,40 +82,63 @@ public:
         image_rows_ = int(data.train.images.n_rows);
         image_cols_ = int(data.train.images.n_cols);
 
-        params_ = be_.template alloc<float>(shape.n_params());
-        grads_ = be_.template alloc<float>(shape.n_params());
-        for (size_t k = 0; k < optimizer_state_names(options.optimizer).size(); ++k) {
-            opt_state_.push_back(zeroed<float>(be_, shape.n_params()));
+        stride_ = model_stride(shape);
+        params_ = be_.template alloc<float>(n_models_ * stride_);
+        grads_ = zeroed<float>(be_, n_models_ * stride_);
+        for (size_t s = 0; s < n_state; ++s) {
+            opt_state_.push_back(zeroed<float>(be_, n_models_ * stride_));
         }
+        steps_done_.assign(size_t(n_models_), 0);
         n_steps_ = ceil_div(train_.n, options.batch_size);
-        step_table_ = be_.template alloc<OptimizerStep>(n_steps_);
-        step_grad_sq_ = be_.template alloc<float>(n_steps_);
-        grad_sq_parts_ = be_.template alloc<float>(k_norm_parts);
-        guard_ = be_.template alloc<int32_t>(2);
-        step_status_ = be_.template alloc<int8_t>(n_steps_);
-        train_shifts_ = be_.template alloc<int8_t>(2 * train_.n);
+        // A model that never trains still has its table read (its results discarded).
+        step_table_ = zeroed<OptimizerStep>(be_, n_models_ * n_steps_);
+        step_grad_sq_ = be_.template alloc<float>(n_models_ * n_steps_);
+        step_status_ = be_.template alloc<int8_t>(n_models_ * n_steps_);
+        grad_sq_parts_ = be_.template alloc<float>(n_models_ * k_norm_parts);
+        guard_ = be_.template alloc<int32_t>(2 * n_models_);
+        stop_ = be_.template alloc<int8_t>(n_models_);
+        scalars_ = be_.template alloc<ModelScalars>(n_models_);
+        be_.copy_to_device(scalars_.data(), scalars.data(), n_models_);
 
         capacity_ = std::max<int64_t>(options.batch_size, options.eval_batch_size);
         for (int64_t width : shape.sizes()) {
-            act_.push_back(be_.template alloc<float>(capacity_ * width));
+            act_stride_.push_back(capacity_ * width);
+            act_.push_back(be_.template alloc<float>(n_models_ * capacity_ * width));
         }
-        for (auto& s : scratch_) s = be_.template alloc<float>(capacity_ * shape.max_width());
+        // Each layer's own input gradient: a weight gradient that the fused path runs on a
+        // side branch then never races the next layer's writes.
+        for (int l = 0; l < shape.n_layers(); ++l) {
+            grad_act_.push_back(
+                be_.template alloc<float>(l == 0 ? 0 : n_models_ * capacity_ * shape.n_in(l)));
+        }
 
-        train_perm_ = be_.template alloc<int32_t>(train_.n);
-        test_perm_ = be_.template alloc<int32_t>(test_.n);
-        std::vector<int32_t> identity(size_t(test_.n));
+        // Every model starts with the identity order, so a model that sits out an epoch
+        // before its first plan still gathers valid samples.
+        std::vector<int32_t> identity(size_t(train_.n));
+        std::iota(identity.begin(), identity.end(), 0);
+        train_perm_ = be_.template alloc<int32_t>(n_models_ * train_.n);
+        for (int64_t k = 0; k < n_models_; ++k) {
+            be_.copy_to_device(train_perm_.data() + k * train_.n, identity.data(), train_.n);
+        }
+        h_perm_.assign(size_t(n_models_), identity);
+        train_shifts_ = zeroed<int8_t>(be_, n_models_ * 2 * train_.n);
+        test_perm_ = be_.template alloc<int32_t>(test_.n);  // one identity for every model
+        identity.resize(size_t(test_.n));
         std::iota(identity.begin(), identity.end(), 0);
         be_.copy_to_device(test_perm_.data(), identity.data(), test_.n);
 
-        const int64_t n_max = std::max(train_.n, test_.n);
-        sample_loss_ = be_.template alloc<float>(n_max);
-        sample_pred_ = be_.template alloc<uint8_t>(n_max);
+        n_max_ = std::max(train_.n, test_.n);
+        sample_loss_ = be_.template alloc<float>(n_models_ * n_max_);
+        sample_pred_ = be_.template alloc<uint8_t>(n_models_ * n_max_);
         be_.set_precision(options.precision);
         reserve_gemm_operands();
+        be_.reserve_batch(n_models_);
         if (options.kernels == KernelPath::fused) alloc_fused();
+        planned_.assign(size_t(n_models_), false);
     }
 
     const ModelShape& shape() const { return shape_; }
+    int64_t n_models() const { return n_models_; }
     int64_t n_train() const { return train_.n; }
     int64_t n_test() const { return test_.n; }
     int64_t steps_per_epoch() const { return n_steps_; }
@@ -221,82 +147,119 @@ public:
     // Launches recorded for the last epoch trained with a graph; 0 if none was recorded.
     int64_t train_graph_nodes() const { return train_graph_.n_nodes(last_train_key_); }
 
-    void set_params(const std::vector<float>& h_params) {
-        check_param_count(int64_t(h_params.size()));
-        be_.copy_to_device(params_.data(), h_params.data(), shape_.n_params());
+    void set_params(int64_t k, const std::vector<float>& h_params) {
+        check_model(k);
+        check_param_count(shape_, int64_t(h_params.size()));
+        be_.copy_to_device(params_.data() + k * stride_, h_params.data(), shape_.n_params());
     }
-    std::vector<float> params() {
-        std::vector<float> h(size_t(shape_.n_params()));
-        be_.copy_to_host(h.data(), params_.data(), shape_.n_params());
-        return h;
+    std::vector<float> params(int64_t k) {
+        return read(params_, k * stride_, shape_.n_params(), k);
     }
 
-    OptimizerState optimizer_state() {
+    OptimizerState optimizer_state(int64_t k) {
+        check_model(k);
         OptimizerState state;
-        state.step = steps_done_;
-        for (const auto& buffer : opt_state_) {
-            state.buffers.emplace_back(size_t(shape_.n_params()));
-            be_.copy_to_host(state.buffers.back().data(), buffer.data(), shape_.n_params());
+        state.step = steps_done_[size_t(k)];
+        for (size_t s = 0; s < n_state(k); ++s) {
+            state.buffers.push_back(read(opt_state_[s], k * stride_, shape_.n_params(), k));
         }
         return state;
     }
-    void set_optimizer_state(const OptimizerState& state) {
-        const std::string kind = to_string(options_.optimizer.kind);
-        if (state.buffers.size() != opt_state_.size()) {
+    void set_optimizer_state(int64_t k, const OptimizerState& state) {
+        check_model(k);
+        if (state.buffers.size() != n_state(k)) {
             throw Error("optimizer state has " + std::to_string(state.buffers.size()) +
-                        " buffers, " + kind + " here keeps " + std::to_string(opt_state_.size()));
+                        " buffers, " + to_string(options_.optimizer.kind) + " here keeps " +
+                        std::to_string(n_state(k)));
         }
         if (state.step < 0) throw Error("optimizer step count is negative");
-        for (size_t k = 0; k < opt_state_.size(); ++k) {
-            check_param_count(int64_t(state.buffers[k].size()));
-            be_.copy_to_device(opt_state_[k].data(), state.buffers[k].data(), shape_.n_params());
+        for (size_t s = 0; s < n_state(k); ++s) {
+            check_param_count(shape_, int64_t(state.buffers[s].size()));
+            be_.copy_to_device(opt_state_[s].data() + k * stride_, state.buffers[s].data(),
+                               shape_.n_params());
         }
-        steps_done_ = state.step;
+        steps_done_[size_t(k)] = state.step;
     }
 
-    // One epoch over the training set as `plan` says; the optimizer carries
-    // on from its state.
-    EpochResult train_epoch(const EpochPlan& plan, const StepCallback& on_step) {
+    // Model k trains in the next train_epoch() as `plan` says (its order, learning rates
+    // and shifts). Either every planned model of an epoch has shifts or none has.
+    void plan_model(int64_t k, const EpochPlan& plan) {
+        check_model(k);
         check_epoch_plan(plan, train_.n, n_steps_);
         const bool augment = !plan.shifts.empty();
-        be_.copy_to_device(train_perm_.data(), plan.perm.data(), train_.n);
-        if (augment) be_.copy_to_device(train_shifts_.data(), plan.shifts.data(), 2 * train_.n);
+        if (n_planned_ > 0 && augment != augment_) {
+            throw Error("the models of a batch either all shift their images or none does");
+        }
+        augment_ = augment;
+        be_.copy_to_device(train_perm_.data() + k * train_.n, plan.perm.data(), train_.n);
+        h_perm_[size_t(k)] = plan.perm;
+        if (augment) {
+            be_.copy_to_device(train_shifts_.data() + k * 2 * train_.n, plan.shifts.data(),
+                               2 * train_.n);
+        }
         const std::vector<OptimizerStep> table =
-            optimizer_steps(options_.optimizer, plan.lr, steps_done_);
-        be_.copy_to_device(step_table_.data(), table.data(), n_steps_);
-        const int32_t guard_start[2] = {-1, 0};
-        be_.copy_to_device(guard_.data(), guard_start, 2);
+            optimizer_steps(optimizers_[size_t(k)], plan.lr, steps_done_[size_t(k)]);
+        be_.copy_to_device(step_table_.data() + k * n_steps_, table.data(), n_steps_);
+        n_planned_ += !planned_[size_t(k)];
+        planned_[size_t(k)] = true;
+    }
+
+    // One epoch of every planned model, the optimizers carrying on from their state; the
+    // others are left as they were and get an empty result (n_samples 0). on_step is called
+    // between steps where they run one by one (no graph). Afterwards no model is planned.
+    std::vector<EpochResult> train_epoch(const StepCallback& on_step = {}) {
+        if (n_planned_ == 0) throw Error("no model of the batch was planned for this epoch");
+        std::vector<int32_t> guard_start(size_t(2 * n_models_));
+        std::vector<int8_t> stop(static_cast<size_t>(n_models_));
+        for (int64_t k = 0; k < n_models_; ++k) {
+            const bool on = planned_[size_t(k)];
+            // A model that sits out starts with a stopped guard: first bad step 0, stop set.
+            guard_start[size_t(2 * k)] = on ? -1 : 0;
+            stop[size_t(k)] = !on || options_.on_nan == NanPolicy::stop;
+        }
+        be_.copy_to_device(guard_.data(), guard_start.data(), 2 * n_models_);
+        be_.copy_to_device(stop_.data(), stop.data(), n_models_);
+        const std::vector<bool> planned =
+            std::exchange(planned_, std::vector<bool>(size_t(n_models_)));
+        n_planned_ = 0;
         const int64_t batch = options_.batch_size;
         auto steps = [&](bool report) {
             for (int64_t step = 0; step < n_steps_; ++step) {
                 const int64_t first = step * batch;
-                train_step(step, first, std::min(batch, train_.n - first), augment);
+                train_step(step, first, std::min(batch, train_.n - first));
                 if (report && on_step) on_step(step + 1, n_steps_);
             }
         };
         if (options_.use_graph) {
             // The gather's arguments differ with and without shifts, so
             // switching between the two records the epoch afresh.
-            last_train_key_ = augment ? 1 : 0;
+            last_train_key_ = augment_ ? 1 : 0;
             be_.run_graph(train_graph_, last_train_key_, [&] { steps(false); });
         } else {
             steps(true);
         }
-        steps_done_ += n_steps_;
-        std::vector<int8_t> status(static_cast<size_t>(n_steps_));
-        be_.copy_to_host(status.data(), step_status_.data(), n_steps_);
-        EpochResult r = reduce(train_.n, plan.perm.data(), h_train_labels_, &status);
-        r.grad_norm = mean_grad_norm(status);
-        for (int64_t k = 0; k < n_steps_; ++k) {
-            if (status[size_t(k)] == step_ok) continue;
-            ++r.skipped_steps;
-            if (r.first_bad_step < 0) r.first_bad_step = k;
+        std::vector<int8_t> status(size_t(n_models_ * n_steps_));
+        be_.copy_to_host(status.data(), step_status_.data(), n_models_ * n_steps_);
+        std::vector<float> grad_sq(size_t(n_models_ * n_steps_));
+        be_.copy_to_host(grad_sq.data(), step_grad_sq_.data(), n_models_ * n_steps_);
+        std::vector<EpochResult> results(static_cast<size_t>(n_models_));
+        for (int64_t k = 0; k < n_models_; ++k) {
+            if (!planned[size_t(k)]) continue;
+            steps_done_[size_t(k)] += n_steps_;
+            const int8_t* s = status.data() + k * n_steps_;
+            EpochResult& r = results[size_t(k)];
+            r = reduce(k, train_.n, h_perm_[size_t(k)].data(), h_train_labels_, s);
+            r.grad_norm = mean_grad_norm(s, grad_sq.data() + k * n_steps_, n_steps_);
+            for (int64_t j = 0; j < n_steps_; ++j) {
+                r.skipped_steps += s[j] != step_ok;
+                if (s[j] != step_ok && r.first_bad_step < 0) r.first_bad_step = j;
+            }
         }
-        return r;
+        return results;
     }
 
-    // Mean loss and accuracy over the test set, in batches of eval_batch_size.
-    EpochResult evaluate() {
+    // Mean loss and accuracy over the test set of every model, in batches of eval_batch_size.
+    std::vector<EpochResult> evaluate() {
         const int64_t batch = options_.eval_batch_size;
         const int64_t n_steps = ceil_div(test_.n, batch);
         auto passes = [&] {
@@ -310,258 +273,289 @@ public:
         } else {
             passes();
         }
-        return reduce(test_.n, nullptr, h_test_labels_);
+        std::vector<EpochResult> results;
+        for (int64_t k = 0; k < n_models_; ++k) {
+            results.push_back(reduce(k, test_.n, nullptr, h_test_labels_, nullptr));
+        }
+        return results;
     }
 
-    // Predicted class of every test sample, from the last evaluate().
-    std::vector<uint8_t> test_predictions() {
-        std::vector<uint8_t> h(size_t(test_.n));
-        be_.copy_to_host(h.data(), sample_pred_.data(), test_.n);
-        return h;
+    // Predicted class of every test sample by model k, from the last evaluate().
+    std::vector<uint8_t> test_predictions(int64_t k) {
+        return read(sample_pred_, k * n_max_, test_.n, k);
     }
 
-    // Gradient of the mean loss over the training samples `ids` (at most one
-    // batch) with respect to every parameter; parameters are not changed.
-    std::vector<float> gradients(const std::vector<int32_t>& ids, double* mean_loss) {
+    // Gradient of model k's mean loss over the training samples `ids` (at most one batch)
+    // with respect to every parameter; no parameter changes. Model k's epoch order is
+    // overwritten (its next plan_model sets it again).
+    std::vector<float> gradients(int64_t k, const std::vector<int32_t>& ids, double* mean_loss) {
+        check_model(k);
         const int64_t n = int64_t(ids.size());
         if (n <= 0 || n > capacity_ || n > train_.n) {
             throw Error("gradient batch must hold 1.." + std::to_string(capacity_) + " samples");
         }
-        be_.copy_to_device(train_perm_.data(), ids.data(), n);
+        be_.copy_to_device(train_perm_.data() + k * train_.n, ids.data(), n);
+        std::copy(ids.begin(), ids.end(), h_perm_[size_t(k)].begin());
         compute_gradients(0, n, nullptr);
-        std::vector<float> h(size_t(shape_.n_params()));
-        be_.copy_to_host(h.data(), grads_.data(), shape_.n_params());
-        if (mean_loss) {
-            std::vector<float> loss(static_cast<size_t>(n));
-            be_.copy_to_host(loss.data(), sample_loss_.data(), n);
-            *mean_loss = std::accumulate(loss.begin(), loss.end(), 0.0) / double(n);
-        }
-        return h;
+        if (mean_loss) *mean_loss = running_loss(k, n);
+        return read(grads_, k * stride_, shape_.n_params(), k);
     }
 
-    double running_loss(int64_t n_samples) {
+    // Mean loss of model k over the first n_samples of the running epoch.
+    double running_loss(int64_t k, int64_t n_samples) {
         const int64_t n = std::min(n_samples, train_.n);
-        std::vector<float> loss(static_cast<size_t>(n));
-        be_.copy_to_host(loss.data(), sample_loss_.data(), n);
+        const std::vector<float> loss = read(sample_loss_, k * n_max_, n, k);
         return n > 0 ? std::accumulate(loss.begin(), loss.end(), 0.0) / double(n) : 0.0;
     }
 
 private:
-    void check_param_count(int64_t n) const { mlp::check_param_count(shape_, n); }
+    // Buffers model k's optimizer keeps, the first of opt_state_.
+    size_t n_state(int64_t k) const { return optimizer_state_names(optimizers_[size_t(k)]).size(); }
 
-    // The largest operands the step's GEMMs get, for a backend that casts
-    // them (bf16): A is a weight matrix or a layer's input, B a layer's input
-    // or an output gradient, each at most capacity_ samples wide.
+    void check_model(int64_t k) const {
+        if (k < 0 || k >= n_models_) {
+            throw Error("model " + std::to_string(k) + " is not in this batch of " +
+                        std::to_string(n_models_));
+        }
+    }
+
+    // n values of model k's slice, `offset` values into b.
+    template <class T>
+    std::vector<T> read(const Buffer<T>& b, int64_t offset, int64_t n, int64_t k) {
+        check_model(k);
+        std::vector<T> h(static_cast<size_t>(n));
+        be_.copy_to_host(h.data(), b.data() + offset, n);
+        return h;
+    }
+
+    // Every model's operands, one strided span each (for a backend that casts them): A is
+    // a weight matrix or a layer's input, B a layer's input or an output gradient, each at
+    // most capacity_ samples of the widest layer, inputs included (act_[0] is the forward's
+    // first B and the first weight gradient's A); model k's starts k strides on.
     void reserve_gemm_operands() {
-        int64_t n_weights = 0;
+        int64_t n_weights = 0, widest = 0;
         for (int l = 0; l < shape_.n_layers(); ++l) {
             n_weights = std::max(n_weights, shape_.n_in(l) * shape_.n_out(l));
         }
-        int64_t widest = 0;  // inputs included: act_[0] is the forward's first B
         for (int64_t width : shape_.sizes()) widest = std::max(widest, width);
         const int64_t n_act = capacity_ * widest;
-        be_.reserve_gemm_operands(std::max(n_weights, n_act), n_act);
+        be_.reserve_gemm_operands(
+            (n_models_ - 1) * std::max(stride_, n_act) + std::max(n_weights, n_act),
+            n_models_ * n_act);
     }
 
     float* weight(int l) { return params_.data() + shape_.weight_offset(l); }
     float* bias(int l) { return params_.data() + shape_.bias_offset(l); }
+    Strided<float> per_model(float* p) const { return {p, stride_}; }
 
-    // Gather (shifting the images when `shifts` is set), then every layer's
-    // GEMM and bias(+ReLU) epilogue; leaves the logits in act_.back().
-    void forward(const DeviceSplit<Backend>& split, const int32_t* perm, int64_t first,
-                 int64_t n_batch, const int8_t* shifts) {
+    // Gather (shifting the images when `shifts` is set), then every layer's GEMM and
+    // bias(+ReLU) epilogue; leaves the logits in act_.back(). Model k reads its order at
+    // perm + k * perm_stride.
+    void forward(const DeviceSplit<Backend>& split, const int32_t* perm, int64_t perm_stride,
+                 int64_t first, int64_t n_batch, const int8_t* shifts) {
         const int64_t n_in = shape_.n_inputs();
-        be_.for_each_2d(n_batch, n_in,
-                        GatherFunctor{act_[0].data(), split.images.data(), perm, first, n_in,
-                                      shifts, image_rows_, image_cols_});
+        be_.for_each_2d(n_models_ * n_batch, n_in,
+                        GatherModels{GatherFunctor{act_[0].data(), split.images.data(), perm, first,
+                                                   n_in, shifts, image_rows_, image_cols_},
+                                     n_batch, act_stride_[0], perm_stride, 2 * train_.n});
         for (int l = 0; l < shape_.n_layers(); ++l) {
             const int64_t in = shape_.n_in(l), out = shape_.n_out(l);
-            float* z = act_[size_t(l) + 1].data();
+            const Strided<float> z{act_[size_t(l) + 1].data(), act_stride_[size_t(l) + 1]};
+            const Strided<float> x{act_[size_t(l)].data(), act_stride_[size_t(l)]};
+            const bool relu = l + 1 < shape_.n_layers();
             if (fused_) {
-                const bool hidden = l + 1 < shape_.n_layers();
-                be_.gemm_bias_act(z, hidden ? relu_mask_[size_t(l)].data() : nullptr, weight(l),
-                                  act_[size_t(l)].data(), bias(l), hidden, out, n_batch, in);
+                const Strided<uint8_t> mask =
+                    relu ? Strided<uint8_t>{relu_mask_[size_t(l)].data(), mask_stride_[size_t(l)]}
+                         : Strided<uint8_t>{};
+                be_.gemm_bias_act(z, mask, per_model(weight(l)), x, per_model(bias(l)), relu, out,
+                                  n_batch, in, n_models_);
                 continue;
             }
-            be_.gemm(Trans::T, Trans::N, out, n_batch, in, weight(l), in, act_[size_t(l)].data(),
-                     in, z, out);
-            const bool relu = l + 1 < shape_.n_layers();
-            be_.for_each_2d(n_batch, out, BiasActFunctor{z, bias(l), out, relu});
+            be_.gemm_batched(Trans::T, Trans::N, out, n_batch, in, weight(l), in, stride_, x.data,
+                             in, x.stride, z.data, out, z.stride, n_models_);
+            be_.for_each_2d(n_models_ * n_batch, out,
+                            BiasActModels{BiasActFunctor{z.data, bias(l), out, relu}, n_batch,
+                                          z.stride, stride_});
         }
     }
 
-    // Step `step` of an epoch: gradients of the batch at `first`, their
-    // squared norm into the step's slot, then the optimizer's update with the
-    // step's entry of the scalar table.
-    void train_step(int64_t step, int64_t first, int64_t n_batch, bool augment) {
-        if (fused_) return train_step_fused(step, first, n_batch, augment);
-        compute_gradients(first, n_batch, augment ? train_shifts_.data() : nullptr);
-        be_.for_each(k_norm_parts, SquaredNormPartsFunctor{grad_sq_parts_.data(), grads_.data(),
-                                                           shape_.n_params(), k_norm_parts});
-        be_.for_each(
-            1, SumPartsFunctor{step_grad_sq_.data() + step, grad_sq_parts_.data(), k_norm_parts});
-        be_.for_each(
-            1, StepGuardFunctor{guard_.data(), step_status_.data() + step,
-                                sample_loss_.data() + first, n_batch, step_grad_sq_.data() + step,
-                                int32_t(step), options_.on_nan == NanPolicy::stop});
+    // Step `step` of an epoch: gradients of the batch at `first`, their squared norm into
+    // the step's slot and the guard, then the optimizer's update with the step's entry of
+    // the scalar tables.
+    void train_step(int64_t step, int64_t first, int64_t n_batch) {
+        compute_gradients(first, n_batch, augment_ ? train_shifts_.data() : nullptr);
+        const GradNormGuardModels g{
+            SquaredNormPartsModels{SquaredNormPartsFunctor{grad_sq_parts_.data(), grads_.data(),
+                                                           shape_.n_params(), k_norm_parts},
+                                   stride_},
+            SumPartsModels{
+                SumPartsFunctor{step_grad_sq_.data() + step, grad_sq_parts_.data(), k_norm_parts},
+                n_steps_},
+            StepGuardModels{StepGuardFunctor{guard_.data(), step_status_.data() + step,
+                                             sample_loss_.data() + first, n_batch,
+                                             step_grad_sq_.data() + step, int32_t(step), true},
+                            stop_.data(), n_steps_, n_max_, n_steps_}};
+        if (fused_) {
+            be_.grad_norm_guard(g, n_models_);
+        } else {
+            be_.for_each_2d(n_models_, k_norm_parts, g.norm);
+            be_.for_each_2d(n_models_, 1, g.sum);
+            be_.for_each_2d(n_models_, 1, g.guard);
+        }
         update(step_table_.data() + step);
     }
 
-    // One fused functor over the flat parameter buffer per optimizer.
+    // One functor over every model's flat parameter slice, per optimizer.
     void update(const OptimizerStep* step) {
         const OptimizerConfig& o = options_.optimizer;
-        const int64_t n = shape_.n_params();
         const int32_t* skip = guard_.data() + 1;
         if (o.kind == OptimizerKind::sgd) {
             float* momentum = opt_state_.empty() ? nullptr : opt_state_[0].data();
-            be_.for_each(
-                n, SgdUpdateFunctor{params_.data(), grads_.data(), lr_address(step), skip, momentum,
-                                    float(o.momentum), float(o.weight_decay), o.nesterov});
+            be_.for_each_2d(
+                n_models_, shape_.n_params(),
+                SgdUpdateModels{SgdUpdateFunctor{params_.data(), grads_.data(), lr_address(step),
+                                                 skip, momentum, 0.0f, 0.0f, o.nesterov},
+                                step, scalars_.data(), stride_, n_steps_});
         } else {
-            be_.for_each(n,
-                         AdamUpdateFunctor{params_.data(), grads_.data(), opt_state_[0].data(),
-                                           opt_state_[1].data(), step, skip, float(1.0 - o.beta1),
-                                           float(o.beta2), float(1.0 - o.beta2), float(o.eps),
-                                           float(o.weight_decay), o.kind == OptimizerKind::adamw});
+            be_.for_each_2d(
+                n_models_, shape_.n_params(),
+                AdamUpdateModels{
+                    AdamUpdateFunctor{params_.data(), grads_.data(), opt_state_[0].data(),
+                                      opt_state_[1].data(), step, skip, 0.0f, 0.0f, 0.0f, 0.0f,
+                                      0.0f, o.kind == OptimizerKind::adamw},
+                    scalars_.data(), stride_, n_steps_});
         }
     }
 
-    // Forward, loss and backward over the training batch at `first`; leaves
-    // the gradient of the batch's mean loss in grads_.
+    SoftmaxXentModels loss_of(const DeviceSplit<Backend>& split, const int32_t* perm,
+                              int64_t perm_stride, int64_t first, int64_t n_batch,
+                              float grad_scale) {
+        return SoftmaxXentModels{
+            SoftmaxXentFunctor{act_.back().data(), sample_loss_.data(), sample_pred_.data(),
+                               split.labels.data(), perm, first, shape_.n_classes(),
+                               grad_scale * (1.0f / float(n_batch))},
+            act_stride_.back(), n_max_, perm_stride};
+    }
+
+    // Forward, loss and backward over the training batch at `first`; leaves the gradient
+    // of each model's mean loss over the batch in its slice of grads_. The fused path runs
+    // the same step through the backend's fused operations, each hidden layer keeping what
+    // its ReLU backward needs (a mask on CUDA).
     void compute_gradients(int64_t first, int64_t n_batch, const int8_t* shifts) {
-        if (fused_) return compute_gradients_fused(first, n_batch, shifts);
-        forward(train_, train_perm_.data(), first, n_batch, shifts);
+        forward(train_, train_perm_.data(), train_.n, first, n_batch, shifts);
         const int n_layers = shape_.n_layers();
-        be_.for_each(n_batch, SoftmaxXentFunctor{act_.back().data(), sample_loss_.data(),
-                                                 sample_pred_.data(), train_.labels.data(),
-                                                 train_perm_.data(), first, shape_.n_classes(),
-                                                 1.0f / float(n_batch)});
-        const float* grad_z = act_.back().data();
+        const SoftmaxXentModels loss =
+            loss_of(train_, train_perm_.data(), train_.n, first, n_batch, 1.0f);
+        if (fused_) {
+            be_.softmax_xent_bgrad(per_model(grads_.data() + shape_.bias_offset(n_layers - 1)),
+                                   loss, n_batch, n_models_);
+        } else {
+            be_.for_each_2d(n_models_, n_batch, loss);
+        }
+        Strided<const float> grad_z{act_.back().data(), act_stride_.back()};
         for (int l = n_layers - 1; l >= 0; --l) {
             const int64_t in = shape_.n_in(l), out = shape_.n_out(l);
-            const float* input = act_[size_t(l)].data();
-            // dW^T (in x out, column-major) = X (in x batch) * dZ^T (batch x out).
-            be_.gemm(Trans::N, Trans::T, in, out, n_batch, input, in, grad_z, out,
-                     grads_.data() + shape_.weight_offset(l), in);
-            be_.for_each(
-                out, BiasGradFunctor{grads_.data() + shape_.bias_offset(l), grad_z, out, n_batch});
+            const Strided<const float> input{act_[size_t(l)].data(), act_stride_[size_t(l)]};
+            const Strided<float> grad_w = per_model(grads_.data() + shape_.weight_offset(l));
+            const Strided<float> grad_in{grad_act_[size_t(l)].data(), capacity_ * in};
+            if (fused_) {
+                be_.weight_grad(grad_w, input, grad_z, in, out, n_batch, n_models_);
+                if (l == 0) break;
+                be_.gemm_drelu_bgrad(grad_in, per_model(grads_.data() + shape_.bias_offset(l - 1)),
+                                     per_model(weight(l)), grad_z, input,
+                                     Strided<const uint8_t>{relu_mask_[size_t(l) - 1].data(),
+                                                            mask_stride_[size_t(l) - 1]},
+                                     in, n_batch, out, n_models_);
+                grad_z = grad_in;
+                continue;
+            }
+            // dW^T (in x batch . batch x out) = X dZ^T, then the bias gradient of dZ.
+            be_.gemm_batched(Trans::N, Trans::T, in, out, n_batch, input.data, in, input.stride,
+                             grad_z.data, out, grad_z.stride, grad_w.data, in, stride_, n_models_);
+            be_.for_each_2d(n_models_, out,
+                            BiasGradModels{BiasGradFunctor{grads_.data() + shape_.bias_offset(l),
+                                                           grad_z.data, out, n_batch},
+                                           stride_, grad_z.stride});
             if (l == 0) break;
-            // dA_in (in x batch) = W^T (in x out) * dZ (out x batch).
-            float* grad_in = scratch_[size_t(l) % 2].data();
-            be_.gemm(Trans::N, Trans::N, in, n_batch, out, weight(l), in, grad_z, out, grad_in, in);
-            be_.for_each(n_batch * in, ReluBackwardFunctor{grad_in, input});
+            // dA_in (in x batch) = W^T dZ, then ReLU's derivative.
+            be_.gemm_batched(Trans::N, Trans::N, in, n_batch, out, weight(l), in, stride_,
+                             grad_z.data, out, grad_z.stride, grad_in.data, in, grad_in.stride,
+                             n_models_);
+            be_.for_each_2d(n_models_, n_batch * in,
+                            ReluBackwardModels{ReluBackwardFunctor{grad_in.data, input.data},
+                                               grad_in.stride, input.stride});
             grad_z = grad_in;
         }
+        if (fused_) be_.join_side();
     }
 
-    // The fused path (KernelPath::fused): the same step through the backend's
-    // fused operations. Each hidden layer keeps what its ReLU backward needs
-    // (a mask on CUDA) and its own input gradient, so a weight gradient that
-    // the backend runs on a side branch never races the next layer's writes.
     void alloc_fused() {
         fused_ = true;
         for (int l = 0; l + 1 < shape_.n_layers(); ++l) {
-            relu_mask_.push_back(
-                be_.template alloc<uint8_t>(be_.relu_mask_bytes(shape_.n_out(l), capacity_)));
+            mask_stride_.push_back(be_.relu_mask_bytes(shape_.n_out(l), capacity_));
+            relu_mask_.push_back(be_.template alloc<uint8_t>(n_models_ * mask_stride_.back()));
         }
-        for (int l = 0; l < shape_.n_layers(); ++l) {
-            grad_act_.push_back(be_.template alloc<float>(l == 0 ? 0 : capacity_ * shape_.n_in(l)));
-        }
-    }
-
-    void train_step_fused(int64_t step, int64_t first, int64_t n_batch, bool augment) {
-        compute_gradients_fused(first, n_batch, augment ? train_shifts_.data() : nullptr);
-        be_.grad_norm_guard(step_grad_sq_.data() + step, guard_.data(), step_status_.data() + step,
-                            grad_sq_parts_.data(), grads_.data(), sample_loss_.data() + first,
-                            shape_.n_params(), n_batch, k_norm_parts, int32_t(step),
-                            options_.on_nan == NanPolicy::stop);
-        update(step_table_.data() + step);
-    }
-
-    // Softmax with the output bias gradient, then per layer the weight
-    // gradient (independent of the chain below it) and the input gradient
-    // with ReLU backward and the bias gradient of the layer beneath.
-    void compute_gradients_fused(int64_t first, int64_t n_batch, const int8_t* shifts) {
-        forward(train_, train_perm_.data(), first, n_batch, shifts);
-        const int n_layers = shape_.n_layers();
-        be_.softmax_xent_bgrad(
-            grads_.data() + shape_.bias_offset(n_layers - 1),
-            SoftmaxXentFunctor{act_.back().data(), sample_loss_.data(), sample_pred_.data(),
-                               train_.labels.data(), train_perm_.data(), first, shape_.n_classes(),
-                               1.0f / float(n_batch)},
-            n_batch);
-        const float* grad_z = act_.back().data();
-        for (int l = n_layers - 1; l >= 0; --l) {
-            const int64_t in = shape_.n_in(l), out = shape_.n_out(l);
-            const float* input = act_[size_t(l)].data();
-            be_.weight_grad(grads_.data() + shape_.weight_offset(l), input, grad_z, in, out,
-                            n_batch);
-            if (l == 0) break;
-            float* grad_in = grad_act_[size_t(l)].data();
-            be_.gemm_drelu_bgrad(grad_in, grads_.data() + shape_.bias_offset(l - 1), weight(l),
-                                 grad_z, input, relu_mask_[size_t(l) - 1].data(), in, n_batch, out);
-            grad_z = grad_in;
-        }
-        be_.join_side();
     }
 
     void eval_step(int64_t first, int64_t n_batch) {
-        forward(test_, test_perm_.data(), first, n_batch, nullptr);
-        be_.for_each(n_batch,
-                     SoftmaxXentFunctor{act_.back().data(), sample_loss_.data(),
-                                        sample_pred_.data(), test_.labels.data(), test_perm_.data(),
-                                        first, shape_.n_classes(), 0.0f});
+        forward(test_, test_perm_.data(), 0, first, n_batch, nullptr);
+        be_.for_each_2d(n_models_, n_batch,
+                        loss_of(test_, test_perm_.data(), 0, first, n_batch, 0.0f));
     }
 
-    // The one read-back per pass (reduce_samples).
-    EpochResult reduce(int64_t n, const int32_t* perm, const std::vector<uint8_t>& labels,
-                       const std::vector<int8_t>* status = nullptr) {
-        std::vector<float> loss(static_cast<size_t>(n));
-        std::vector<uint8_t> pred(static_cast<size_t>(n));
-        be_.copy_to_host(loss.data(), sample_loss_.data(), n);
-        be_.copy_to_host(pred.data(), sample_pred_.data(), n);
-        return reduce_samples(loss.data(), pred.data(), n, perm, labels,
-                              status ? status->data() : nullptr, options_.batch_size);
+    // The one read-back per pass of model k: its slice of the per-sample figures
+    // (reduce_samples).
+    EpochResult reduce(int64_t k, int64_t n, const int32_t* perm,
+                       const std::vector<uint8_t>& labels, const int8_t* status) {
+        const std::vector<float> loss = read(sample_loss_, k * n_max_, n, k);
+        const std::vector<uint8_t> pred = read(sample_pred_, k * n_max_, n, k);
+        return reduce_samples(loss.data(), pred.data(), n, perm, labels, status,
+                              options_.batch_size);
     }
 
-    double mean_grad_norm(const std::vector<int8_t>& status) {
-        std::vector<float> sq(static_cast<size_t>(n_steps_));
-        be_.copy_to_host(sq.data(), step_grad_sq_.data(), n_steps_);
-        return mlp::mean_grad_norm(status.data(), sq.data(), n_steps_);
-    }
-
-    // Chunks of the first gradient-norm pass (ops/grad_norm.hpp): a few
-    // hundred values each for the 10^5 of the default model, few enough for
-    // one call to add the parts up.
+    // Chunks of the first gradient-norm pass (ops/grad_norm.hpp): a few hundred values each
+    // for the 10^5 of the default model, few enough for one call to add the parts up.
     static constexpr int64_t k_norm_parts = 256;
 
     Backend& be_;
     ModelShape shape_;
     TrainerOptions options_;
+    std::vector<OptimizerConfig> optimizers_;  // one per model
+    int64_t n_models_ = 0;
+    int64_t stride_ = 0;  // model_stride(shape_)
     DeviceSplit<Backend> train_, test_;
     std::vector<uint8_t> h_train_labels_, h_test_labels_;
     int image_rows_ = 0, image_cols_ = 0;
-    Buffer<float> params_, grads_;
-    std::vector<Buffer<float>> opt_state_;  // optimizer_state_names() order
-    int64_t steps_done_ = 0;                // updates so far: Adam's t before this epoch
-    int64_t n_steps_ = 0;                   // steps per epoch
-    Buffer<OptimizerStep> step_table_;      // [n_steps_], rewritten every epoch
-    Buffer<int8_t> train_shifts_;           // [2 * n_train], rewritten when augmenting
-    Buffer<float> step_grad_sq_;            // [n_steps_], squared gradient norm per step
-    Buffer<float> grad_sq_parts_;           // [k_norm_parts]
-    Buffer<int32_t> guard_;                 // [2], StepGuardFunctor's first bad step and skip
-    Buffer<int8_t> step_status_;            // [n_steps_], StepStatus per step
-    std::vector<Buffer<float>> act_;
-    Buffer<float> scratch_[2];
-    Buffer<int32_t> train_perm_, test_perm_;
-    Buffer<float> sample_loss_;
-    Buffer<uint8_t> sample_pred_;
+    Buffer<float> params_, grads_;              // [n_models * stride]
+    std::vector<Buffer<float>> opt_state_;      // optimizer_state_names() order, same layout
+    std::vector<int64_t> steps_done_;           // per model: Adam's t before this epoch
+    int64_t n_steps_ = 0;                       // steps per epoch
+    Buffer<OptimizerStep> step_table_;          // [n_models * n_steps], rewritten every epoch
+    Buffer<float> step_grad_sq_;                // [n_models * n_steps], squared gradient norms
+    Buffer<int8_t> step_status_;                // [n_models * n_steps], StepStatus per step
+    Buffer<float> grad_sq_parts_;               // [n_models * k_norm_parts]
+    Buffer<int32_t> guard_;                     // [2 * n_models], StepGuardFunctor's pairs
+    Buffer<int8_t> stop_;                       // [n_models], StepGuardModels' stop flags
+    Buffer<ModelScalars> scalars_;              // [n_models]
+    std::vector<Buffer<float>> act_;            // [n_models * capacity * width]
+    std::vector<int64_t> act_stride_;           // capacity * width
+    std::vector<Buffer<float>> grad_act_;       // [l]: layer l's input gradient, capacity * n_in(l)
+    Buffer<int32_t> train_perm_;                // [n_models * n_train]
+    std::vector<std::vector<int32_t>> h_perm_;  // each model's order, as on the device
+    Buffer<int8_t> train_shifts_;               // [n_models * 2 * n_train]
+    Buffer<int32_t> test_perm_;                 // [n_test], the identity, shared
+    Buffer<float> sample_loss_;                 // [n_models * n_max]
+    Buffer<uint8_t> sample_pred_;               // [n_models * n_max]
+    int64_t n_max_ = 0;
     int64_t capacity_ = 0;
+    std::vector<bool> planned_;
+    int64_t n_planned_ = 0;
+    bool augment_ = false;
     typename Backend::Graph train_graph_, eval_graph_;
     int64_t last_train_key_ = 0;  // the train_graph_ key of the last graph-replayed epoch
     bool fused_ = false;          // KernelPath::fused
     std::vector<Buffer<uint8_t>> relu_mask_;  // fused: per hidden layer, backend's format
-    std::vector<Buffer<float>> grad_act_;     // fused: [l] = gradient of layer l's input
+    std::vector<int64_t> mask_stride_;        // fused: bytes per model of each mask
 };
 
 }  // namespace mlp

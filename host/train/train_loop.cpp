@@ -90,22 +90,89 @@ EpochOutcome judge_training_pass(const EpochRecord& record, const TrainConfig& c
     return o;
 }
 
-EpochOutcome run_one_epoch(Trainer& trainer, const TrainConfig& config, int64_t epoch,
-                           const StepCallback& on_step) {
+void run_epochs(Trainer& trainer, std::vector<ModelRun>& runs, int64_t n_epochs, bool checkpointing,
+                int64_t checkpoint_every, bool last, const EpochHooks& hooks) {
     const int64_t n_train = trainer.n_train();
     const int64_t n_steps = trainer.steps_per_epoch();
-    const EpochPlan plan = make_epoch_plan(config, n_train, n_steps, epoch);
-    EpochRecord r;
-    r.epoch = epoch + 1;
-    r.lr = float(plan.lr.front());
-    r.lr_last = float(plan.lr.back());
-    const auto t0 = std::chrono::steady_clock::now();
-    r.train = trainer.train_epoch(plan, on_step);
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    r.samples_per_s = double(n_train) / r.seconds;
-    EpochOutcome o = judge_training_pass(r, config, n_steps);
-    if (o.stop == EpochStop::none) o.record.test = trainer.evaluate();
-    return o;
+    for (;;) {
+        EpochRound round;
+        for (ModelRun& m : runs) {
+            if (!m.stopped && m.epochs_done < n_epochs) round.ran.push_back(&m);
+        }
+        if (round.ran.empty()) return;
+        if (hooks.abandon && hooks.abandon()) return;
+        const auto t0 = std::chrono::steady_clock::now();
+        std::vector<EpochRecord> records;
+        for (ModelRun* m : round.ran) {
+            const EpochPlan plan = make_epoch_plan(*m->config, n_train, n_steps, m->epochs_done);
+            EpochRecord r;
+            r.epoch = m->epochs_done + 1;
+            r.lr = float(plan.lr.front());
+            r.lr_last = float(plan.lr.back());
+            records.push_back(r);
+            trainer.plan_model(m->k, plan);
+            round.epoch = std::max(round.epoch, m->epochs_done);
+        }
+        if (hooks.before_round) hooks.before_round();
+        const auto t1 = std::chrono::steady_clock::now();
+        const std::vector<EpochResult> trained = trainer.train_models(hooks.on_step);
+        const double train_seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+        bool any_passed = false;
+        for (size_t i = 0; i < round.ran.size(); ++i) {
+            ModelRun& m = *round.ran[i];
+            EpochRecord& r = records[i];
+            r.train = trained[size_t(m.k)];
+            r.seconds = train_seconds;
+            r.samples_per_s = double(n_train) / train_seconds;
+            m.outcome = judge_training_pass(r, *m.config, n_steps);
+            any_passed = any_passed || m.outcome.stop == EpochStop::none;
+        }
+        if (any_passed) {
+            const std::vector<EpochResult> test = trainer.evaluate_models();
+            for (ModelRun* m : round.ran) {
+                if (m->outcome.stop == EpochStop::none) m->outcome.record.test = test[size_t(m->k)];
+            }
+        }
+        round.seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        for (ModelRun* m : round.ran) {
+            if (m->outcome.stop != EpochStop::none) {
+                m->stopped = true;
+                continue;
+            }
+            m->epochs_done += 1;
+            m->last = m->outcome.record;
+            m->has_result = true;
+        }
+        if (hooks.on_round) hooks.on_round(round);
+
+        const int sig = interrupt_signal();
+        if (checkpointing) {
+            for (ModelRun& m : runs) {
+                if (m.stopped) continue;
+                const bool ran =
+                    std::find(round.ran.begin(), round.ran.end(), &m) != round.ran.end();
+                const bool due =
+                    ran && (m.epochs_done == n_epochs ||
+                            (checkpoint_every > 0 && m.epochs_done % checkpoint_every == 0));
+                if (due || sig != 0) hooks.save_checkpoint(m);
+            }
+        }
+        int64_t remaining = 0;
+        for (const ModelRun& m : runs) remaining += !m.stopped && m.epochs_done < n_epochs;
+        if (sig != 0 && !(remaining == 0 && last)) hooks.interrupted(sig, round);
+    }
+}
+
+int64_t load_model_checkpoint(Trainer& trainer, int64_t k, const std::string& path,
+                              const TrainConfig& config, const RunData& data, std::string* note) {
+    const TrainingState state =
+        load_checkpoint(path, trainer.shape(), optimizer_state_names(config.optimizer),
+                        training_metadata(config, data, 0), note, config.data.max_input_bytes());
+    trainer.set_params(k, state.params);
+    trainer.set_optimizer_state(k, state.optimizer);
+    return state.epochs_done;
 }
 
 RunData run_data(const Dataset& data) {
@@ -125,39 +192,33 @@ RunData run_data(const Dataset& data) {
     return r;
 }
 
-// Loads the checkpoint into the trainer; returns the epochs it holds.
-static int64_t resume(Trainer& trainer, const TrainConfig& config, const RunData& data,
-                      std::ostream& out) {
-    const auto now = training_metadata(config, data, 0);
-    std::string note;
-    TrainingState state = load_checkpoint(config.resume_path, trainer.shape(),
-                                          optimizer_state_names(config.optimizer), now, &note,
-                                          config.data.max_input_bytes());
-    if (state.epochs_done >= config.epochs) {
-        throw Error("--resume " + config.resume_path + ": the checkpoint already holds " +
-                    std::to_string(state.epochs_done) + " epochs; ask for more with --epochs");
-    }
-    trainer.set_params(state.params);
-    trainer.set_optimizer_state(state.optimizer);
-    if (!note.empty()) out << note << "\n";
-    out << "resumed from " << config.resume_path << " after epoch " << state.epochs_done
-        << std::endl;
-    return state.epochs_done;
-}
-
-static std::vector<EpochRecord> run_epochs(Trainer& trainer, const TrainConfig& config,
-                                           const RunData& data, std::ostream& out) {
+// `train`: one model through run_epochs, with its epoch lines, its metrics file, its
+// checkpoint (also of the state an epoch started from, when a signal stops it mid-epoch) and
+// the errors that end it.
+static std::vector<EpochRecord> train_model(Trainer& trainer, const TrainConfig& config,
+                                            const RunData& data, std::ostream& out) {
     std::vector<EpochRecord> records;
     std::string metrics;
     ProgressBar progress(true);
     const int64_t n_train = trainer.n_train();
+    std::vector<ModelRun> runs(1);
+    ModelRun& run = runs.front();
+    run.config = &config;
 
-    int64_t first_epoch = 0;
     if (!config.resume_path.empty()) {
-        first_epoch = resume(trainer, config, data, out);
+        std::string note;
+        run.epochs_done =
+            load_model_checkpoint(trainer, 0, config.resume_path, config, data, &note);
+        if (run.epochs_done >= config.epochs) {
+            throw Error("--resume " + config.resume_path + ": the checkpoint already holds " +
+                        std::to_string(run.epochs_done) + " epochs; ask for more with --epochs");
+        }
+        if (!note.empty()) out << note << "\n";
+        out << "resumed from " << config.resume_path << " after epoch " << run.epochs_done
+            << std::endl;
         metrics = kept_metrics(
             read_metrics_file(config.metrics_path),
-            [&](const nlohmann::json&, int64_t epoch) { return epoch <= first_epoch; });
+            [&](const nlohmann::json&, int64_t epoch) { return epoch <= run.epochs_done; });
     }
     const bool checkpointing = !config.checkpoint_path.empty();
     int64_t saved_epochs = -1;  // epochs in the checkpoint this run wrote last; -1: none
@@ -183,32 +244,34 @@ static std::vector<EpochRecord> run_epochs(Trainer& trainer, const TrainConfig& 
     };
     std::vector<float> epoch_start_params;
     OptimizerState epoch_start_state;
-    for (int64_t e = first_epoch; e < config.epochs; ++e) {
-        if (checkpointing) {
-            epoch_start_params = trainer.params();
-            epoch_start_state = trainer.optimizer_state();
-        }
-        StepCallback on_step = [&](int64_t done, int64_t total) {
-            // Only the host's flag is read: no device synchronisation.
-            if (const int sig = interrupt_signal()) {
-                progress.clear();
-                if (checkpointing) save(e, epoch_start_params, epoch_start_state);
-                throw stop_for_signal(sig, e,
-                                      "in epoch " + std::to_string(e + 1) + " after step " +
-                                          std::to_string(done) + "/" + std::to_string(total));
-            }
-            progress.update(done, total);
-            if (config.log_interval > 0 && done % config.log_interval == 0) {
-                progress.clear();
-                const int64_t n_seen = std::min(n_train, done * config.batch_size);
-                out << "epoch " << e + 1 << " step " << done << "/" << total << " [" << n_seen
-                    << "/" << n_train << "] loss " << trainer.running_loss(n_seen) << std::endl;
-            }
-        };
 
-        EpochOutcome o = run_one_epoch(trainer, config, e, on_step);
+    EpochHooks hooks;
+    hooks.before_round = [&] {
+        if (!checkpointing) return;
+        epoch_start_params = trainer.params();
+        epoch_start_state = trainer.optimizer_state();
+    };
+    hooks.on_step = [&](int64_t done, int64_t total) {
+        const int64_t e = run.epochs_done;
+        // Only the host's flag is read: no device synchronisation.
+        if (const int sig = interrupt_signal()) {
+            progress.clear();
+            if (checkpointing) save(e, epoch_start_params, epoch_start_state);
+            throw stop_for_signal(sig, e,
+                                  "in epoch " + std::to_string(e + 1) + " after step " +
+                                      std::to_string(done) + "/" + std::to_string(total));
+        }
+        progress.update(done, total);
+        if (config.log_interval > 0 && done % config.log_interval == 0) {
+            progress.clear();
+            const int64_t n_seen = std::min(n_train, done * config.batch_size);
+            out << "epoch " << e + 1 << " step " << done << "/" << total << " [" << n_seen << "/"
+                << n_train << "] loss " << trainer.running_loss(n_seen) << std::endl;
+        }
+    };
+    hooks.on_round = [&](const EpochRound&) {
         progress.clear();
-        const EpochRecord& r = o.record;
+        const EpochOutcome& o = run.outcome;
         if (o.stop == EpochStop::bad_step) {
             const std::string kept = saved_epochs >= 0
                                          ? "the last good checkpoint, " + config.checkpoint_path +
@@ -219,26 +282,25 @@ static std::vector<EpochRecord> run_epochs(Trainer& trainer, const TrainConfig& 
         }
         if (!o.note.empty()) out << o.note << std::endl;
         if (o.stop != EpochStop::none) throw Error(o.reason + "; stopped (" + o.hint + ")");
-        out << format_epoch_line(r, config.epochs) << std::endl;
-        records.push_back(r);
-
+        out << format_epoch_line(run.last, config.epochs) << std::endl;
+        records.push_back(run.last);
         if (!config.metrics_path.empty()) {
-            nlohmann::json j = epoch_json(r);
-            if (r.train.skipped_steps > 0) j["skipped_batches"] = r.train.skipped_steps;
+            nlohmann::json j = epoch_json(run.last);
+            if (run.last.train.skipped_steps > 0)
+                j["skipped_batches"] = run.last.train.skipped_steps;
             metrics += j.dump() + "\n";
             write_file_atomic(config.metrics_path, metrics);
         }
-        const bool last = e + 1 == config.epochs;
-        const int sig = interrupt_signal();
-        if (checkpointing &&
-            (last || sig != 0 ||
-             (config.checkpoint_every > 0 && (e + 1) % config.checkpoint_every == 0))) {
-            save(e + 1, trainer.params(), trainer.optimizer_state());
-        }
-        if (sig != 0 && !last) {
-            throw stop_for_signal(sig, e + 1, "after epoch " + std::to_string(e + 1));
-        }
-    }
+    };
+    hooks.save_checkpoint = [&](const ModelRun& m) {
+        save(m.epochs_done, trainer.params(), trainer.optimizer_state());
+    };
+    hooks.interrupted = [&](int sig, const EpochRound& round) {
+        throw stop_for_signal(sig, round.epoch + 1,
+                              "after epoch " + std::to_string(round.epoch + 1));
+    };
+    run_epochs(trainer, runs, config.epochs, checkpointing, config.checkpoint_every, true, hooks);
+
     if (!config.save_model_path.empty()) {
         save_model(config.save_model_path, trainer.shape(), trainer.params(),
                    training_metadata(config, data, config.epochs));
@@ -277,7 +339,7 @@ std::vector<EpochRecord> run_training(Trainer& trainer, const TrainConfig& confi
         facts.n_train = data.train.size();
         facts.n_classes = data.n_classes;
     }
-    return run_epochs(trainer, config, facts, out);
+    return train_model(trainer, config, facts, out);
 }
 
 }  // namespace mlp

@@ -55,16 +55,59 @@ struct EpochOutcome {
 // The non-finite checks of a finished training pass (record.train), in a fixed order: a bad
 // step under --on-nan stop, every step skipped, a non-finite epoch loss; and the note of the
 // batches --on-nan skip-batch skipped. The test figures are the caller's to add when stop is
-// none. run_one_epoch and the batched sweep both judge their epochs with it.
+// none. run_epochs judges every model's epoch with it.
 EpochOutcome judge_training_pass(const EpochRecord& record, const TrainConfig& config,
                                  int64_t n_steps);
 
-// Epoch `epoch` (0-based) of `trainer` as `train` runs it: the plan of make_epoch_plan, the
-// timed training pass, the non-finite checks in a fixed order, and the test pass when they
-// pass. `train` and `sweep` both run their epochs through it, so a sweep's model is the model
-// `train` makes; each words the stop for its own output.
-EpochOutcome run_one_epoch(Trainer& trainer, const TrainConfig& config, int64_t epoch,
-                           const StepCallback& on_step = {});
+// One model of the batch that run_epochs trains: its flags, its index in the trainer, and
+// where it stands.
+struct ModelRun {
+    const TrainConfig* config = nullptr;
+    int64_t k = 0;
+    int64_t epochs_done = 0;
+    bool stopped = false;  // its loss or gradient stopped being finite (outcome says how)
+    bool has_result = false;
+    EpochRecord last;      // its last finished epoch, when has_result
+    EpochOutcome outcome;  // of the round it last ran in
+};
+
+// A round of run_epochs: every model still training ran its next epoch.
+struct EpochRound {
+    int64_t epoch = 0;  // 0-based, the furthest model's
+    std::vector<ModelRun*> ran;
+    double seconds = 0.0;  // plans, the training pass and the test pass
+};
+
+// What `train` and `sweep` do around the shared loop; any may be empty.
+struct EpochHooks {
+    std::function<bool()> abandon;       // before a round: true ends the loop at once
+    std::function<void()> before_round;  // after the plans, before the training pass
+    StepCallback on_step;                // between steps, where the backend runs them one by one
+    // After a round, before its checkpoints: the lines and the metrics file. May throw to end
+    // the run (train stops on a model that stopped).
+    std::function<void(const EpochRound&)> on_round;
+    std::function<void(const ModelRun&)> save_checkpoint;
+    // A signal arrived and the run must end after this round's checkpoints: throws Interrupted.
+    std::function<void(int sig, const EpochRound&)> interrupted;
+};
+
+// The epoch loop that `train` (one model) and `sweep` (each group's batch) share. Each round,
+// every model that has not stopped and has fewer than n_epochs epochs runs its next one: the
+// plan of make_epoch_plan from its own config and epoch (after a partial resume, models may
+// be at different epochs), one timed training pass of all of them, the non-finite checks of
+// judge_training_pass per model, and one test pass when any passed. A model that fails them
+// stops alone; the others go on. After a round: on_round, then (checkpointing) a checkpoint
+// of every model that finished its last epoch or a multiple of checkpoint_every, or of every
+// model still going when a signal arrived; then a signal ends the run through `interrupted`,
+// unless nothing is left to train and `last` says nothing follows.
+void run_epochs(Trainer& trainer, std::vector<ModelRun>& runs, int64_t n_epochs, bool checkpointing,
+                int64_t checkpoint_every, bool last, const EpochHooks& hooks);
+
+// Model k of the trainer continues from the checkpoint at `path`: its parameters and optimizer
+// state, after load_checkpoint has checked the file against `config` and `data`. Returns the
+// epochs the checkpoint holds; *note gets what the check noted ("" when nothing).
+int64_t load_model_checkpoint(Trainer& trainer, int64_t k, const std::string& path,
+                              const TrainConfig& config, const RunData& data, std::string* note);
 
 // The text of the metrics file at `path`; "" when path is "" or there is no file.
 std::string read_metrics_file(const std::string& path);

@@ -1,5 +1,5 @@
-// Backend-independent face of the trainer: the CLI, tests and benchmarks hold
-// a Trainer and never see which backend runs it.
+// Backend-independent face of the trainer: the CLI, the sweep, tests and benchmarks hold
+// a Trainer of one model or many and never see which backend runs it.
 #pragma once
 
 #include <cstdint>
@@ -8,11 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "host/base/error.hpp"
+#include "host/config/kernel_options.hpp"
 #include "host/config/nan_policy.hpp"
 #include "host/config/optimizer.hpp"
 #include "host/data/dataset.hpp"
 #include "host/model/model.hpp"
-#include "host/config/kernel_options.hpp"
 
 namespace mlp {
 
@@ -21,8 +22,11 @@ struct TrainerOptions {
     int64_t eval_batch_size = 1000;
     bool use_graph = true;  // record an epoch once and replay it (CUDA graphs; CPU closures)
     int cpu_threads = 0;    // CPU backend threads; 0 = chosen from the batch size
-    OptimizerConfig optimizer;  // the update rule; its state lives in the trainer
-    NanPolicy on_nan = NanPolicy::stop;  // a step with a non-finite loss or gradient
+    // CPU: the threads go to the models, each model's GEMMs single-threaded, as for every
+    // batch of several models (cpu_threads 0: one per core).
+    bool spread_models = false;
+    OptimizerConfig optimizer;                 // the update rule; its state lives in the trainer
+    NanPolicy on_nan = NanPolicy::stop;        // a step with a non-finite loss or gradient
     KernelPath kernels = KernelPath::generic;  // host/config/kernel_options.hpp
     Precision precision = Precision::fp32;     // tf32, bf16: CUDA only
 };
@@ -54,26 +58,32 @@ struct EpochResult {
 // steps one by one; never inside a recorded graph.
 using StepCallback = std::function<void(int64_t, int64_t)>;
 
+// A batch of n >= 1 models of one shape that train together (host/train/engine.hpp); model
+// k is addressed by its index. The members without k are for a trainer of one model and
+// refuse a batch.
 class Trainer {
 public:
     virtual ~Trainer() = default;
 
-    virtual EpochResult train_epoch(const EpochPlan& plan, const StepCallback& on_step = {}) = 0;
-    // One epoch at a constant learning rate, without augmentation.
-    EpochResult train_epoch(const std::vector<int32_t>& perm, float lr,
-                            const StepCallback& on_step = {});
-    virtual EpochResult evaluate() = 0;
-    virtual std::vector<uint8_t> test_predictions() = 0;
-    virtual std::vector<float> gradients(const std::vector<int32_t>& ids, double* mean_loss) = 0;
+    virtual int64_t n_models() const = 0;
+    // Model k trains in the next train_models() as `plan` says.
+    virtual void plan_model(int64_t k, const EpochPlan& plan) = 0;
+    // One epoch of the planned models; the others keep their state and get an empty result.
+    virtual std::vector<EpochResult> train_models(const StepCallback& on_step = {}) = 0;
+    // The test pass of every model.
+    virtual std::vector<EpochResult> evaluate_models() = 0;
+    virtual std::vector<uint8_t> test_predictions(int64_t k) = 0;
+    virtual std::vector<float> gradients(int64_t k, const std::vector<int32_t>& ids,
+                                         double* mean_loss) = 0;
     // Mean loss over the first n_samples of the running epoch (waits for them).
-    virtual double running_loss(int64_t n_samples) = 0;
+    virtual double running_loss(int64_t k, int64_t n_samples) = 0;
 
-    virtual std::vector<float> params() = 0;
-    virtual void set_params(const std::vector<float>& params) = 0;
+    virtual std::vector<float> params(int64_t k) = 0;
+    virtual void set_params(int64_t k, const std::vector<float>& params) = 0;
     // The optimizer's buffers and step count, for checkpoints; set throws
     // Error when the buffers do not fit the optimizer and model.
-    virtual OptimizerState optimizer_state() = 0;
-    virtual void set_optimizer_state(const OptimizerState& state) = 0;
+    virtual OptimizerState optimizer_state(int64_t k) = 0;
+    virtual void set_optimizer_state(int64_t k, const OptimizerState& state) = 0;
 
     virtual const ModelShape& shape() const = 0;
     virtual int64_t n_train() const = 0;
@@ -81,7 +91,8 @@ public:
     virtual int64_t steps_per_epoch() const = 0;  // ceil(n_train / batch size)
     virtual std::string device_name() const = 0;
     // Launches (graph nodes: kernels, cuBLAS's included) recorded for one training epoch
-    // replayed as a graph, the last one trained; 0 where no epoch was recorded (use_graph off).
+    // of all the models replayed as a graph, the last one trained; 0 where no epoch was
+    // recorded (use_graph off).
     virtual int64_t train_graph_nodes() const = 0;
     // Waits for all queued work (for timing); results are already synchronous.
     virtual void synchronize() = 0;
@@ -89,68 +100,59 @@ public:
     // as the device measures it: CUDA events on the GPU, a steady clock on the
     // CPU. Waits for the work to finish.
     virtual double time_seconds(const std::function<void()>& work) = 0;
+
+    // One model.
+    EpochResult train_epoch(const EpochPlan& plan, const StepCallback& on_step = {}) {
+        plan_model(only(), plan);
+        return train_models(on_step).front();
+    }
+    // One epoch at a constant learning rate, without augmentation.
+    EpochResult train_epoch(const std::vector<int32_t>& perm, float lr,
+                            const StepCallback& on_step = {}) {
+        EpochPlan plan;
+        plan.perm = perm;
+        plan.lr.assign(size_t(steps_per_epoch()), double(lr));
+        return train_epoch(plan, on_step);
+    }
+    EpochResult evaluate() {
+        only();
+        return evaluate_models().front();
+    }
+    std::vector<uint8_t> test_predictions() { return test_predictions(only()); }
+    std::vector<float> gradients(const std::vector<int32_t>& ids, double* mean_loss) {
+        return gradients(only(), ids, mean_loss);
+    }
+    double running_loss(int64_t n_samples) { return running_loss(only(), n_samples); }
+    std::vector<float> params() { return params(only()); }
+    void set_params(const std::vector<float>& p) { set_params(only(), p); }
+    OptimizerState optimizer_state() { return optimizer_state(only()); }
+    void set_optimizer_state(const OptimizerState& state) { set_optimizer_state(only(), state); }
+
+private:
+    int64_t only() const {
+        if (n_models() != 1) {
+            throw Error("this trainer holds " + std::to_string(n_models()) +
+                        " models: name the model");
+        }
+        return 0;
+    }
 };
 
-inline EpochResult Trainer::train_epoch(const std::vector<int32_t>& perm, float lr,
-                                        const StepCallback& on_step) {
-    EpochPlan plan;
-    plan.perm = perm;
-    plan.lr.assign(size_t(steps_per_epoch()), double(lr));
-    return train_epoch(plan, on_step);
-}
-
+// One model per entry of `optimizers` (all of one kind), the rest of `options` shared; empty:
+// one model of options.optimizer. The CPU trainer sets the threads: one model gets
+// options.cpu_threads (0: chosen from the batch size) for its GEMMs and functors; a batch
+// (or options.spread_models) spreads its models over that many threads (0: one per core),
+// each model's GEMMs single-threaded.
 std::unique_ptr<Trainer> make_cpu_trainer(const ModelShape& shape, const Dataset& data,
-                                          const TrainerOptions& options);
+                                          const TrainerOptions& options,
+                                          const std::vector<OptimizerConfig>& optimizers = {});
 
 // Defined by the CUDA backend (cuda/cuda_trainer.cu) for GPU `device_index`,
 // which host/device/ has probed and `device_name` describes; in a build
 // without CUDA (host/device/no_cuda.cpp) it throws an Error saying so.
 std::unique_ptr<Trainer> make_cuda_trainer(const ModelShape& shape, const Dataset& data,
-                                           const TrainerOptions& options, int device_index,
-                                           const std::string& device_name);
-
-// Adapts an Engine<Backend> to the Trainer interface; the backend lives as
-// long as the trainer.
-template <class Backend, template <class> class EngineT>
-class BackendTrainer final : public Trainer {
-public:
-    BackendTrainer(std::unique_ptr<Backend> backend, const ModelShape& shape,
-                   const Dataset& data, const TrainerOptions& options, std::string device)
-        : backend_(std::move(backend)),
-          engine_(*backend_, shape, data, options),
-          device_(std::move(device)) {}
-
-    using Trainer::train_epoch;
-    EpochResult train_epoch(const EpochPlan& plan, const StepCallback& on_step) override {
-        return engine_.train_epoch(plan, on_step);
-    }
-    EpochResult evaluate() override { return engine_.evaluate(); }
-    std::vector<uint8_t> test_predictions() override { return engine_.test_predictions(); }
-    std::vector<float> gradients(const std::vector<int32_t>& ids, double* mean_loss) override {
-        return engine_.gradients(ids, mean_loss);
-    }
-    double running_loss(int64_t n_samples) override { return engine_.running_loss(n_samples); }
-    std::vector<float> params() override { return engine_.params(); }
-    void set_params(const std::vector<float>& params) override { engine_.set_params(params); }
-    OptimizerState optimizer_state() override { return engine_.optimizer_state(); }
-    void set_optimizer_state(const OptimizerState& state) override {
-        engine_.set_optimizer_state(state);
-    }
-    const ModelShape& shape() const override { return engine_.shape(); }
-    int64_t n_train() const override { return engine_.n_train(); }
-    int64_t n_test() const override { return engine_.n_test(); }
-    int64_t steps_per_epoch() const override { return engine_.steps_per_epoch(); }
-    std::string device_name() const override { return device_; }
-    int64_t train_graph_nodes() const override { return engine_.train_graph_nodes(); }
-    void synchronize() override { backend_->synchronize(); }
-    double time_seconds(const std::function<void()>& work) override {
-        return backend_->time_seconds(work);
-    }
-
-private:
-    std::unique_ptr<Backend> backend_;
-    EngineT<Backend> engine_;
-    std::string device_;
-};
+                                           const TrainerOptions& options,
+                                           const std::vector<OptimizerConfig>& optimizers,
+                                           int device_index, const std::string& device_name);
 
 }  // namespace mlp

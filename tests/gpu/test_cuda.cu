@@ -21,7 +21,6 @@
 #include "host/config/optimizer.hpp"
 #include "host/cpu/cpu_backend.hpp"
 #include "host/device/device.hpp"
-#include "host/train/batched_trainer.hpp"
 #include "host/train/train_loop.hpp"
 #include "host/train/trainer.hpp"
 #include "ops/adam_update.hpp"
@@ -143,7 +142,7 @@ std::unique_ptr<Trainer> trainer_on(bool cuda, const ModelShape& shape, const Da
     TrainerOptions options;
     options.batch_size = batch;
     options.use_graph = graph;
-    auto t = cuda ? make_cuda_trainer(shape, data, options, 0, "cuda:0")
+    auto t = cuda ? make_cuda_trainer(shape, data, options, {}, 0, "cuda:0")
                   : make_cpu_trainer(shape, data, options);
     t->set_params(init_params(shape, 42));
     return t;
@@ -204,7 +203,7 @@ std::unique_ptr<Trainer> trainer_with(bool cuda, const ModelShape& shape, const 
     options.batch_size = 64;
     options.use_graph = graph;
     options.optimizer = optimizer;
-    auto t = cuda ? make_cuda_trainer(shape, data, options, 0, "cuda:0")
+    auto t = cuda ? make_cuda_trainer(shape, data, options, {}, 0, "cuda:0")
                   : make_cpu_trainer(shape, data, options);
     t->set_params(init_params(shape, 42));
     return t;
@@ -278,26 +277,29 @@ TEST(CudaTraining, OptimizerStateRoundTripContinuesBitForBit) {
     EXPECT_EQ(second->params(), straight->params());
 }
 
-// The batched engine on CUDA (host/train/batched_engine.hpp): model k of a batch against the
-// same model trained alone on CUDA, to float tolerance (a strided-batched GEMM may sum in
-// another order than one GEMM), and against the CPU batch. Models differ in seed, learning
-// rate and momentum; AdamW models in betas and weight decay; all with shifts.
+// A batch of models on CUDA (host/train/engine.hpp): model k of a batch against the same
+// model trained alone on CUDA, to float tolerance (a strided-batched GEMM may sum in another
+// order than one GEMM), and against the CPU batch, on the generic and the fused path. Models
+// differ in seed, learning rate and momentum; AdamW models in betas and weight decay; all
+// with shifts.
 struct BatchMember {
     OptimizerConfig optimizer;
     uint64_t seed;
     float lr;
 };
 
-void expect_cuda_batch_matches(const std::vector<BatchMember>& members, bool graph) {
+void expect_cuda_batch_matches(const std::vector<BatchMember>& members, bool graph,
+                               KernelPath kernels = KernelPath::generic) {
     const Dataset data = test::synthetic_dataset(1000, 200, 28, 28, 10);
     const ModelShape shape({784, 128, 64, 10});
     TrainerOptions options;
     options.batch_size = 64;
     options.use_graph = graph;
+    options.kernels = kernels;
     std::vector<OptimizerConfig> optimizers;
     for (const BatchMember& m : members) optimizers.push_back(m.optimizer);
-    auto gpu = make_cuda_batched_trainer(shape, data, options, optimizers, 0, "cuda:0");
-    auto cpu = make_cpu_batched_trainer(shape, data, options, optimizers);
+    auto gpu = make_cuda_trainer(shape, data, options, optimizers, 0, "cuda:0");
+    auto cpu = make_cpu_trainer(shape, data, options, optimizers);
     for (size_t k = 0; k < members.size(); ++k) {
         gpu->set_params(int64_t(k), init_params(shape, members[k].seed));
         cpu->set_params(int64_t(k), init_params(shape, members[k].seed));
@@ -317,14 +319,14 @@ void expect_cuda_batch_matches(const std::vector<BatchMember>& members, bool gra
             gpu->plan_model(int64_t(k), plan(k, e));
             cpu->plan_model(int64_t(k), plan(k, e));
         }
-        g = gpu->train_epoch();
-        c = cpu->train_epoch();
+        g = gpu->train_models();
+        c = cpu->train_models();
     }
-    const std::vector<EpochResult> gt = gpu->evaluate(), ct = cpu->evaluate();
+    const std::vector<EpochResult> gt = gpu->evaluate_models(), ct = cpu->evaluate_models();
     for (size_t k = 0; k < members.size(); ++k) {
         TrainerOptions one = options;
         one.optimizer = members[k].optimizer;
-        auto alone = make_cuda_trainer(shape, data, one, 0, "cuda:0");
+        auto alone = make_cuda_trainer(shape, data, one, {}, 0, "cuda:0");
         alone->set_params(init_params(shape, members[k].seed));
         EpochResult a;
         for (int64_t e = 0; e < 2; ++e) a = alone->train_epoch(plan(k, e));
@@ -360,6 +362,18 @@ TEST(CudaBatched, AdamwModelsMatchAloneAndCpuWithoutGraph) {
     expect_cuda_batch_matches({{a, 1, 0.003f}, {b, 2, 0.01f}}, false);
 }
 
+// The fused path over a batch: cuBLASLt's strided-batch epilogues (or, where it refuses one,
+// the batched GEMM and the per-model views) and the reductions over (model, part).
+TEST(CudaBatched, FusedModelsMatchAloneAndCpu) {
+    REQUIRE_GPU();
+    expect_cuda_batch_matches(
+        {{sgd_with(0.0), 1, 0.1f}, {sgd_with(0.9), 2, 0.05f}, {sgd_with(0.0), 3, 0.2f}}, true,
+        KernelPath::fused);
+    OptimizerConfig a = recipe_optimizer(), b = recipe_optimizer();
+    b.beta1 = 0.8;
+    expect_cuda_batch_matches({{a, 1, 0.003f}, {b, 2, 0.01f}}, false, KernelPath::fused);
+}
+
 // tf32 and bf16 in a batch: recorded as a graph (bf16's operand casts of every model fit the
 // scratch reserved up front, nothing is allocated while capturing) and near the CPU's fp32
 // batch and the same model alone on CUDA in that precision; bf16 operands carry 8
@@ -376,21 +390,21 @@ TEST(CudaBatched, Tf32AndBf16BatchesRecordAndStayNearCpu) {
         return plan;
     };
     TrainerOptions fp32;
-    auto cpu = make_cpu_batched_trainer(shape, data, fp32, optimizers);
+    auto cpu = make_cpu_trainer(shape, data, fp32, optimizers);
     for (int64_t k = 0; k < 2; ++k) {
         cpu->set_params(k, init_params(shape, uint64_t(k + 1)));
         cpu->plan_model(k, plan_of(k, cpu->steps_per_epoch()));
     }
-    cpu->train_epoch();
+    cpu->train_models();
     for (Precision precision : {Precision::tf32, Precision::bf16}) {
         TrainerOptions options;
         options.precision = precision;
-        auto gpu = make_cuda_batched_trainer(shape, data, options, optimizers, 0, "cuda:0");
+        auto gpu = make_cuda_trainer(shape, data, options, optimizers, 0, "cuda:0");
         for (int64_t k = 0; k < 2; ++k) {
             gpu->set_params(k, init_params(shape, uint64_t(k + 1)));
             gpu->plan_model(k, plan_of(k, gpu->steps_per_epoch()));
         }
-        const std::vector<EpochResult> r = gpu->train_epoch();
+        const std::vector<EpochResult> r = gpu->train_models();
         EXPECT_GT(gpu->train_graph_nodes(), 0) << to_string(precision);
         const double bound = precision == Precision::bf16 ? 5e-2 : 1e-2;
         for (int64_t k = 0; k < 2; ++k) {
@@ -399,7 +413,7 @@ TEST(CudaBatched, Tf32AndBf16BatchesRecordAndStayNearCpu) {
                 << to_string(precision) << " model " << k;
             TrainerOptions one = options;
             one.optimizer = optimizers[size_t(k)];
-            auto alone = make_cuda_trainer(shape, data, one, 0, "cuda:0");
+            auto alone = make_cuda_trainer(shape, data, one, {}, 0, "cuda:0");
             alone->set_params(init_params(shape, uint64_t(k + 1)));
             alone->train_epoch(plan_of(k, alone->steps_per_epoch()));
             EXPECT_LT(test::normalised_error(gpu->params(k), alone->params()), bound)
@@ -419,7 +433,7 @@ TEST(CudaBatched, GraphNodesDoNotGrowWithTheModels) {
     int64_t nodes[2] = {0, 0};
     for (int i = 0; i < 2; ++i) {
         const std::vector<OptimizerConfig> optimizers(i == 0 ? 1 : 8, OptimizerConfig{});
-        auto b = make_cuda_batched_trainer(shape, data, options, optimizers, 0, "cuda:0");
+        auto b = make_cuda_trainer(shape, data, options, optimizers, 0, "cuda:0");
         for (int64_t k = 0; k < b->n_models(); ++k) {
             b->set_params(k, init_params(shape, uint64_t(k)));
             EpochPlan plan;
@@ -427,7 +441,7 @@ TEST(CudaBatched, GraphNodesDoNotGrowWithTheModels) {
             plan.lr.assign(size_t(b->steps_per_epoch()), 0.1);
             b->plan_model(k, plan);
         }
-        b->train_epoch();
+        b->train_models();
         nodes[i] = b->train_graph_nodes();
     }
     EXPECT_GT(nodes[0], 0);
@@ -442,7 +456,7 @@ TEST(CudaFaults, ModelTooLargeForTheCardNamesTheSize) {
     const ModelShape shape({20, 2000000, 20000, 3});
     const std::string bytes = std::to_string(4 * shape.n_params());
     try {
-        make_cuda_trainer(shape, d, TrainerOptions{}, 0, "cuda:0");
+        make_cuda_trainer(shape, d, TrainerOptions{}, {}, 0, "cuda:0");
         FAIL() << "a " << bytes << "-byte model fitted";
     } catch (const CudaError& e) {
         EXPECT_THAT(e.what(), ::testing::HasSubstr("cudaMalloc of " + bytes + " bytes"));

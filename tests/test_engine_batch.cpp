@@ -1,8 +1,9 @@
-// The batched engine (host/train/batched_engine.hpp) against the one-model
-// Engine on the CPU backend: model k of a batch ends bit for bit where a
-// trainer with model k's options ends, whatever the others do (other update
-// scalars, momentum or none, sitting an epoch out, diverging); its state
-// reads and writes per model; and the batched GEMM is the GEMM per model.
+// The engine (host/train/engine.hpp) over a batch of models against the same
+// engine over one model, on the CPU backend: model k of a batch ends bit for
+// bit where a trainer with model k's options ends, whatever the others do
+// (other update scalars, momentum or none, sitting an epoch out, diverging),
+// on the generic and the fused path; its state reads and writes per model;
+// and the batched GEMM is the GEMM per model.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,7 +13,6 @@
 #include "host/base/rng.hpp"
 #include "host/cpu/cpu_backend.hpp"
 #include "host/model/model.hpp"
-#include "host/train/batched_trainer.hpp"
 #include "host/train/trainer.hpp"
 #include "synthetic.hpp"
 
@@ -45,7 +45,7 @@ void expect_batch_matches_alone(const std::vector<Member>& members, TrainerOptio
     std::vector<OptimizerConfig> optimizers;
     for (const Member& m : members) optimizers.push_back(m.optimizer);
     options.cpu_threads = 2;
-    auto batch = make_cpu_batched_trainer(k_shape, data, options, optimizers);
+    auto batch = make_cpu_trainer(k_shape, data, options, optimizers);
     ASSERT_EQ(batch->n_models(), int64_t(members.size()));
     for (size_t k = 0; k < members.size(); ++k) {
         batch->set_params(int64_t(k), init_params(k_shape, members[k].seed));
@@ -61,9 +61,9 @@ void expect_batch_matches_alone(const std::vector<Member>& members, TrainerOptio
             batch->plan_model(int64_t(k), plan_of(batch->n_train(), n_steps, members[k].seed,
                                                   its_epoch, members[k].lr, shifts));
         }
-        batch_results.push_back(batch->train_epoch());
+        batch_results.push_back(batch->train_models());
     }
-    const std::vector<EpochResult> batch_test = batch->evaluate();
+    const std::vector<EpochResult> batch_test = batch->evaluate_models();
 
     for (size_t k = 0; k < members.size(); ++k) {
         TrainerOptions one = options;
@@ -127,7 +127,7 @@ TrainerOptions small_batches() {
 }
 
 // Plain SGD beside momentum: the batch keeps momentum buffers, the plain model must not use one.
-TEST(BatchedEngine, SgdWithAndWithoutMomentumMatchesAlone) {
+TEST(EngineBatch, SgdWithAndWithoutMomentumMatchesAlone) {
     expect_batch_matches_alone({{sgd(0.0, 0.0), 1, 0.1},
                                 {sgd(0.9, 0.0), 2, 0.05},
                                 {sgd(0.5, 1e-3), 3, 0.1},
@@ -135,12 +135,12 @@ TEST(BatchedEngine, SgdWithAndWithoutMomentumMatchesAlone) {
                                small_batches(), false);
 }
 
-TEST(BatchedEngine, NesterovWithShiftsMatchesAlone) {
+TEST(EngineBatch, NesterovWithShiftsMatchesAlone) {
     expect_batch_matches_alone({{sgd(0.9, 0.0, true), 5, 0.05}, {sgd(0.8, 1e-4, true), 6, 0.02}},
                                small_batches(), true);
 }
 
-TEST(BatchedEngine, AdamwAndAdamWithOwnBetasMatchAlone) {
+TEST(EngineBatch, AdamwAndAdamWithOwnBetasMatchAlone) {
     expect_batch_matches_alone({{adam(OptimizerKind::adamw, 0.9, 0.999, 0.01), 1, 3e-3},
                                 {adam(OptimizerKind::adamw, 0.8, 0.99, 0.0), 2, 1e-2},
                                 {adam(OptimizerKind::adamw, 0.95, 0.9, 0.1), 3, 5e-3}},
@@ -151,7 +151,7 @@ TEST(BatchedEngine, AdamwAndAdamWithOwnBetasMatchAlone) {
 }
 
 // A model that sits out an epoch keeps its state; it trains its next epoch later.
-TEST(BatchedEngine, ModelThatSitsOutAnEpochIsUntouched) {
+TEST(EngineBatch, ModelThatSitsOutAnEpochIsUntouched) {
     expect_batch_matches_alone(
         {{sgd(0.9, 0.0), 1, 0.1}, {sgd(0.9, 0.0), 2, 0.1}, {sgd(0.9, 0.0), 3, 0.1}},
         small_batches(), true, 1);
@@ -160,9 +160,46 @@ TEST(BatchedEngine, ModelThatSitsOutAnEpochIsUntouched) {
                                small_batches(), false, 0);
 }
 
+// The fused path over a batch: the CPU's fused operations take the batch through the same
+// views, so model k of a fused batch is model k trained alone (fused, and so generic: the
+// fused path is bit-identical to the generic one on the CPU, tests/test_fused.cpp), diverging
+// models included.
+TEST(EngineBatch, FusedBatchMatchesAlone) {
+    TrainerOptions fused = small_batches();
+    fused.kernels = KernelPath::fused;
+    expect_batch_matches_alone({{sgd(0.9, 0.0), 1, 0.1}, {sgd(0.0, 1e-3), 2, 0.05}}, fused, true);
+    expect_batch_matches_alone({{adam(OptimizerKind::adamw, 0.9, 0.999, 0.01), 1, 3e-3},
+                                {adam(OptimizerKind::adamw, 0.8, 0.99, 0.0), 2, 1e-2}},
+                               fused, false, 1);
+    fused.on_nan = NanPolicy::skip_batch;
+    expect_batch_matches_alone({{sgd(0.9, 0.0), 1, 1e30}, {sgd(0.9, 0.0), 2, 0.1}}, fused, false);
+}
+
+TEST(EngineBatch, FusedBatchEqualsGenericBatch) {
+    const Dataset data = test::synthetic_dataset(200, 50, 4, 5, 3);
+    std::vector<std::vector<float>> params[2];
+    for (KernelPath path : {KernelPath::generic, KernelPath::fused}) {
+        TrainerOptions options = small_batches();
+        options.kernels = path;
+        auto batch = make_cpu_trainer(k_shape, data, options, {sgd(0.9, 0.0), sgd(0.5, 1e-3)});
+        for (int64_t k = 0; k < 2; ++k) batch->set_params(k, init_params(k_shape, uint64_t(k)));
+        for (int64_t e = 0; e < 2; ++e) {
+            for (int64_t k = 0; k < 2; ++k) {
+                batch->plan_model(k, plan_of(batch->n_train(), batch->steps_per_epoch(),
+                                             uint64_t(k), e, 0.1, true));
+            }
+            batch->train_models();
+        }
+        for (int64_t k = 0; k < 2; ++k) {
+            params[path == KernelPath::fused].push_back(batch->params(k));
+        }
+    }
+    EXPECT_TRUE(params[0] == params[1]);
+}
+
 // One model diverges: its guard marks it (stop, or skipped steps), the others train on as if
 // it were not there.
-TEST(BatchedEngine, DivergingModelLeavesTheOthersAlone) {
+TEST(EngineBatch, DivergingModelLeavesTheOthersAlone) {
     TrainerOptions stop = small_batches();
     stop.on_nan = NanPolicy::stop;
     expect_batch_matches_alone({{sgd(0.0, 0.0), 1, 0.1}, {sgd(0.0, 0.0), 2, 1e30}}, stop, false);
@@ -171,19 +208,16 @@ TEST(BatchedEngine, DivergingModelLeavesTheOthersAlone) {
     expect_batch_matches_alone({{sgd(0.9, 0.0), 1, 1e30}, {sgd(0.9, 0.0), 2, 0.1}}, skip, false);
 }
 
-TEST(BatchedEngine, RefusesWhatItCannotBatch) {
+TEST(EngineBatch, RefusesWhatItCannotBatch) {
     const Dataset data = test::synthetic_dataset(40, 10, 4, 5, 3);
     TrainerOptions options = small_batches();
-    EXPECT_THROW(make_cpu_batched_trainer(k_shape, data, options, {}), Error);
-    EXPECT_THROW(
-        make_cpu_batched_trainer(k_shape, data, options,
-                                 {sgd(0.0, 0.0), adam(OptimizerKind::adam, 0.9, 0.999, 0)}),
-        Error);
-    TrainerOptions fused = options;
-    fused.kernels = KernelPath::fused;
-    EXPECT_THROW(make_cpu_batched_trainer(k_shape, data, fused, {sgd(0.0, 0.0)}), Error);
-    auto batch = make_cpu_batched_trainer(k_shape, data, options, {sgd(0.0, 0.0), sgd(0.9, 0)});
-    EXPECT_THROW(batch->train_epoch(), Error);  // nothing planned
+    EXPECT_EQ(make_cpu_trainer(k_shape, data, options, {})->n_models(), 1);
+    EXPECT_THROW(make_cpu_trainer(k_shape, data, options,
+                                  {sgd(0.0, 0.0), adam(OptimizerKind::adam, 0.9, 0.999, 0)}),
+                 Error);
+    auto batch = make_cpu_trainer(k_shape, data, options, {sgd(0.0, 0.0), sgd(0.9, 0)});
+    EXPECT_THROW(batch->train_models(), Error);  // nothing planned
+    EXPECT_THROW(batch->params(), Error);        // which model?
     EXPECT_THROW(batch->params(2), Error);
     EXPECT_THROW(batch->set_params(0, std::vector<float>(3)), Error);
     OptimizerState none;
@@ -198,7 +232,7 @@ TEST(BatchedEngine, RefusesWhatItCannotBatch) {
 }
 
 // gemm_batched is gemm per model, bit for bit, for every transpose the engine uses.
-TEST(BatchedEngine, BatchedGemmIsTheGemmOfEachModel) {
+TEST(EngineBatch, BatchedGemmIsTheGemmOfEachModel) {
     CpuBackend be;
     const int64_t m = 7, n = 5, k = 9, n_models = 3;
     const int64_t stride_a = 80, stride_b = 60, stride_c = 40;

@@ -1,0 +1,135 @@
+// What host/train/engine.hpp does on the host: its input checks, the per-model stride, and
+// the reductions of the figures read back once per pass.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "host/base/error.hpp"
+#include "host/data/dataset.hpp"
+#include "host/model/model.hpp"
+#include "host/train/trainer.hpp"
+#include "ops/host_device.hpp"
+#include "ops/step_guard.hpp"
+
+namespace mlp {
+
+// A split of the data set on the device: its images and labels, uploaded once.
+template <class Backend>
+struct DeviceSplit {
+    typename Backend::template Buffer<uint8_t> images;
+    typename Backend::template Buffer<uint8_t> labels;
+    int64_t n = 0;
+};
+
+template <class Backend>
+DeviceSplit<Backend> upload_split(Backend& be, const Split& src) {
+    DeviceSplit<Backend> dst;
+    dst.n = src.size();
+    dst.images = be.template alloc<uint8_t>(int64_t(src.images.pixels.size()));
+    dst.labels = be.template alloc<uint8_t>(dst.n);
+    be.copy_to_device(dst.images.data(), src.images.pixels.data(),
+                      int64_t(src.images.pixels.size()));
+    be.copy_to_device(dst.labels.data(), src.labels.labels.data(), dst.n);
+    return dst;
+}
+
+// A buffer of n zeros (device buffers start uninitialised).
+template <class T, class Backend>
+typename Backend::template Buffer<T> zeroed(Backend& be, int64_t n) {
+    typename Backend::template Buffer<T> b = be.template alloc<T>(n);
+    const std::vector<T> h(static_cast<size_t>(n));  // value-initialised: zero
+    be.copy_to_device(b.data(), h.data(), n);
+    return b;
+}
+
+// Values between the starts of two models' parameters (and gradients and optimizer state) in
+// a batch: n_params rounded up to 64, so that every model's slice starts 256-byte aligned, as
+// the first does, and one strided-batched GEMM serves every model with aligned loads.
+inline int64_t model_stride(const ModelShape& shape) {
+    constexpr int64_t k_align = 64;
+    return ceil_div(shape.n_params(), k_align) * k_align;
+}
+
+// What an engine checks of its inputs before it allocates anything: positive batch sizes, and
+// a model that takes the data's features and has an output for each of its classes.
+inline void check_engine_inputs(const ModelShape& shape, const Dataset& data,
+                                const TrainerOptions& options) {
+    if (options.batch_size <= 0) throw Error("batch size must be positive");
+    if (options.eval_batch_size <= 0) throw Error("test batch size must be positive");
+    if (shape.n_inputs() != data.n_features()) {
+        throw Error("model input size " + std::to_string(shape.n_inputs()) +
+                    " does not match the data's " + std::to_string(data.n_features()) +
+                    " features");
+    }
+    if (shape.n_classes() < data.n_classes) {
+        throw Error("model has " + std::to_string(shape.n_classes()) +
+                    " outputs but the data has " + std::to_string(data.n_classes) + " classes");
+    }
+}
+
+inline void check_param_count(const ModelShape& shape, int64_t n) {
+    if (n != shape.n_params()) {
+        throw Error("parameter vector has " + std::to_string(n) + " values, model " +
+                    shape.to_string() + " needs " + std::to_string(shape.n_params()));
+    }
+}
+
+// An epoch plan must give every training sample a place, every step a rate, and (when it
+// shifts) every sample its two shifts.
+inline void check_epoch_plan(const EpochPlan& plan, int64_t n_train, int64_t n_steps) {
+    if (int64_t(plan.perm.size()) != n_train) {
+        throw Error("epoch order has " + std::to_string(plan.perm.size()) + " entries for " +
+                    std::to_string(n_train) + " training samples");
+    }
+    if (int64_t(plan.lr.size()) != n_steps) {
+        throw Error("epoch plan has " + std::to_string(plan.lr.size()) + " learning rates for " +
+                    std::to_string(n_steps) + " steps");
+    }
+    if (!plan.shifts.empty() && int64_t(plan.shifts.size()) != 2 * n_train) {
+        throw Error("epoch plan has " + std::to_string(plan.shifts.size()) +
+                    " shift values, expected 2 per training sample (" +
+                    std::to_string(2 * n_train) + ")");
+    }
+}
+
+// The one read-back per pass, reduced: per-sample loss and prediction of n samples, summed
+// on the host in sample order (the same result on every run and backend). Sample i is
+// labels[perm[i]] (labels[i] without perm). With `status` (one StepStatus per step of
+// batch_size samples), only the samples of steps that updated count.
+inline EpochResult reduce_samples(const float* h_loss, const uint8_t* h_pred, int64_t n,
+                                  const int32_t* perm, const std::vector<uint8_t>& labels,
+                                  const int8_t* status, int64_t batch_size) {
+    EpochResult r;
+    double sum = 0.0;
+    int64_t correct = 0, counted = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        if (status && status[i / batch_size] != step_ok) continue;
+        ++counted;
+        sum += double(h_loss[i]);
+        const int64_t sample = perm ? perm[i] : i;
+        correct += h_pred[i] == labels[size_t(sample)];
+    }
+    r.n_samples = counted;
+    // No step updated: NaN, which the training loop reports.
+    r.loss = counted > 0 ? sum / double(counted) : std::nan("");
+    r.accuracy = counted > 0 ? double(correct) / double(counted) : 0.0;
+    return r;
+}
+
+// Mean over an epoch's updating steps (status step_ok) of the gradient's L2
+// norm, from each step's squared norm h_grad_sq.
+inline double mean_grad_norm(const int8_t* status, const float* h_grad_sq, int64_t n_steps) {
+    double sum = 0.0;
+    int64_t counted = 0;
+    for (int64_t k = 0; k < n_steps; ++k) {
+        if (status[k] != step_ok) continue;
+        sum += std::sqrt(double(h_grad_sq[k]));
+        ++counted;
+    }
+    return counted > 0 ? sum / double(counted) : 0.0;
+}
+
+}  // namespace mlp
