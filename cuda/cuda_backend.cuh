@@ -22,7 +22,7 @@
 #include "cuda/lt_matmul.hpp"
 #include "host/config/kernel_options.hpp"
 #include "host/train/backend.hpp"
-#include "ops/softmax_xent.hpp"
+#include "ops/per_model.hpp"
 
 namespace mlp {
 
@@ -72,7 +72,8 @@ public:
               const float* b, int64_t ldb, float* c, int64_t ldc);
     // One cublasSgemmStridedBatched (with bf16, the operands' whole strided
     // spans cast first, then cublasGemmStridedBatchedEx): one launch for every
-    // model of a batch.
+    // model of a batch. A batch of one runs gemm()'s call, so a single model
+    // gets the same kernels either way.
     void gemm_batched(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* a,
                       int64_t lda, int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b,
                       float* c, int64_t ldc, int64_t stride_c, int64_t n_models);
@@ -131,26 +132,34 @@ public:
     cudaStream_t stream() const { return stream_.get(); }
     const std::string& device_name() const { return name_; }
 
-    // The fused path's operations; host/cpu/cpu_fused_ops.hpp defines what
-    // each computes, and the CPU backend's versions are their oracle. Defined
-    // in cuda_trainer.cu over cuBLASLt and cuda/kernels/reduce.cu.
+    // The fused path's operations, each over a batch of n_models models;
+    // host/cpu/cpu_fused_ops.hpp defines what each computes, and the CPU
+    // backend's versions are their oracle. Defined in cuda_backend.cu over
+    // cuBLASLt (strided-batch layouts when n_models > 1) and
+    // cuda/kernels/reduce.cu. A batch of one runs the single model's launches.
     void set_precision(Precision precision);
+    // The reductions' last-block counters for n_models models; called before
+    // any recording, since nothing may be allocated during one. A batch of
+    // one needs no call.
+    void reserve_batch(int64_t n_models);
     // Bytes of a ReLU bit mask for n_rows x n_cols activations (cuBLASLt's layout).
     int64_t relu_mask_bytes(int64_t n_rows, int64_t n_cols) const;
-    void gemm_bias_act(float* z, uint8_t* relu_mask, const float* w, const float* x,
-                       const float* bias, bool relu, int64_t n_out, int64_t n_batch, int64_t n_in);
-    void gemm_drelu_bgrad(float* grad_in, float* grad_bias_in, const float* w, const float* grad_z,
-                          const float* activation_in, const uint8_t* relu_mask_in, int64_t n_in,
-                          int64_t n_batch, int64_t n_out);
+    void gemm_bias_act(Strided<float> z, Strided<uint8_t> relu_mask, Strided<const float> w,
+                       Strided<const float> x, Strided<const float> bias, bool relu, int64_t n_out,
+                       int64_t n_batch, int64_t n_in, int64_t n_models);
+    void gemm_drelu_bgrad(Strided<float> grad_in, Strided<float> grad_bias_in,
+                          Strided<const float> w, Strided<const float> grad_z,
+                          Strided<const float> activation_in, Strided<const uint8_t> relu_mask_in,
+                          int64_t n_in, int64_t n_batch, int64_t n_out, int64_t n_models);
     // On a side stream forked from the main one; join_side() joins it back.
-    void weight_grad(float* grad_w, const float* x, const float* grad_z, int64_t n_in,
-                     int64_t n_out, int64_t n_batch);
+    void weight_grad(Strided<float> grad_w, Strided<const float> x, Strided<const float> grad_z,
+                     int64_t n_in, int64_t n_out, int64_t n_batch, int64_t n_models);
     void join_side();
-    void bias_grad(float* grad_bias, const float* grad_z, int64_t n_out, int64_t n_batch);
-    void softmax_xent_bgrad(float* grad_bias, const SoftmaxXentFunctor& loss, int64_t n_batch);
-    void grad_norm_guard(float* grad_sq, int32_t* guard, int8_t* status, float* parts,
-                         const float* grads, const float* sample_loss, int64_t n_params,
-                         int64_t n_batch, int64_t n_parts, int32_t step, bool stop);
+    void bias_grad(Strided<float> grad_bias, Strided<const float> grad_z, int64_t n_out,
+                   int64_t n_batch, int64_t n_models);
+    void softmax_xent_bgrad(Strided<float> grad_bias, const SoftmaxXentModels& loss,
+                            int64_t n_batch, int64_t n_models);
+    void grad_norm_guard(const GradNormGuardModels& g, int64_t n_models);
     // Why a fused operation ran the generic kernels instead, once per reason.
     const std::vector<std::string>& fused_fallbacks() const { return fallbacks_; }
 
@@ -171,20 +180,28 @@ private:
         const void* a;
         const void* b;
     };
-    // Casts A and B (their ld x columns spans) into `scratch` on `stream`.
+    // Casts A and B (the ld x columns spans of n_models models, stride_a and
+    // stride_b apart) into `scratch` on `stream`; the copies keep the strides.
     CastOperands cast_operands(Bf16Operands& scratch, cudaStream_t stream, Trans ta, Trans tb,
                                int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-                               const float* b, int64_t ldb);
+                               int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b,
+                               int64_t n_models);
     const uint16_t* cast_operand(DeviceBuffer<uint16_t>& scratch, cudaStream_t stream,
                                  const float* src, int64_t n_values);
-    // C = op(A) op(B) on `handle` (bound to `stream`) in the set precision.
+    // Per model, C = op(A) op(B) on `handle` (bound to `stream`) in the set
+    // precision; a batch of one is the single GEMM.
     void gemm_on(cublasHandle_t handle, cudaStream_t stream, Bf16Operands& scratch, Trans ta,
                  Trans tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-                 const float* b, int64_t ldb, float* c, int64_t ldc);
+                 int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b, float* c,
+                 int64_t ldc, int64_t stride_c, int64_t n_models);
     // Reallocates to n_values when smaller, after both streams are done with it.
     void grow_operand(DeviceBuffer<uint16_t>& scratch, int64_t n_values);
     bool bf16() const { return precision_ == Precision::bf16; }
     void note_fallback(const std::string& why);
+    // The last-block counters of one reduction's launch for n_models models,
+    // which reserve_batch must have made room for.
+    enum class Reduction { grad_norm_guard, softmax_xent_bgrad };
+    uint32_t* counters(Reduction reduction, int64_t n_models);
     void begin_capture();
     void abort_capture();
     GraphExec end_capture();
@@ -208,8 +225,11 @@ private:
     DeviceBuffer<uint8_t> side_workspace_;
     Event fork_, join_;
     bool side_pending_ = false;
-    std::unique_ptr<LtMatmul> lt_;     // shares cublas_workspace_: both run on stream_ only
-    DeviceBuffer<uint32_t> counters_;  // [2] last-block counters, 0 between launches
+    std::unique_ptr<LtMatmul> lt_;  // shares cublas_workspace_: both run on stream_ only
+    // Last-block counters, 0 between launches: grad_norm_guard's for each
+    // reserved model, then softmax_xent_bgrad's.
+    DeviceBuffer<uint32_t> counters_;
+    int64_t counter_models_ = 0;
     // Whether the last forward that wrote a mask wrote it through cuBLASLt
     // (else the backward reads the activation), in the order calls were made.
     std::unordered_map<const void*, bool> mask_written_;

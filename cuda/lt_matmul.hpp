@@ -8,6 +8,10 @@
 // fixed, nothing is allocated while a graph is captured. A shape cuBLASLt
 // has no algorithm for is remembered with the reason, and the caller runs the
 // generic kernels instead.
+//
+// A batch of models runs as one strided-batched GEMM: model i's A, B, D, bias
+// and ReLU mask start i strides after model 0's. A batch of one sets none of
+// the batch attributes, so its plan is the single GEMM's.
 #pragma once
 
 #include <cublasLt.h>
@@ -54,9 +58,9 @@ const char* to_string(LtEpilogue e);
 // cuBLASLt wants aux_ld a multiple of 128 and at least the rows of D.
 int64_t relu_mask_ld(int64_t n_rows);
 
-// One column-major GEMM D (m x n) = op(A) op(B) with its epilogue. D, the
-// bias and the accumulation are fp32; A and B are fp32, or bf16 bit patterns
-// (ops/bf16_cast.hpp) with `bf16` set.
+// One column-major GEMM D (m x n) = op(A) op(B) with its epilogue, for each
+// of batch_count models. D, the bias and the accumulation are fp32; A and B
+// are fp32, or bf16 bit patterns (ops/bf16_cast.hpp) with `bf16` set.
 struct LtGemm {
     LtEpilogue epilogue;
     Trans ta, tb;
@@ -68,6 +72,10 @@ struct LtGemm {
     void* aux;   // the ReLU mask: written by relu_aux_bias, read by drelu_bgrad
     int64_t aux_ld;
     bool bf16 = false;  // A and B are bf16 (CUDA_R_16BF)
+    // The batch: strides in elements of each operand (bf16 copies keep the
+    // fp32 strides), the mask's in bytes; read only when batch_count > 1.
+    int64_t batch_count = 1;
+    int64_t stride_a = 0, stride_b = 0, stride_d = 0, stride_bias = 0, stride_aux_bytes = 0;
 };
 
 class LtMatmul {
@@ -89,9 +97,9 @@ public:
 
 private:
     struct Plan;
-    using Key =
-        std::tuple<int, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, uint32_t,
-                   uint32_t, uint32_t, const void*, const void*, int64_t, bool, bool>;
+    using Key = std::tuple<int, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                           uint32_t, uint32_t, uint32_t, const void*, const void*, int64_t, bool,
+                           bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>;
     std::unique_ptr<Plan> make_plan(const LtGemm& g) const;
 
     LtHandle handle_;

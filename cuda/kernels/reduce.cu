@@ -1,6 +1,7 @@
 // Multi-block reductions of the fused path: the gradient's squared norm with
 // the non-finite guard, the bias gradients as column sums, and the softmax
-// cross-entropy with the output layer's bias gradient.
+// cross-entropy with the output layer's bias gradient; each over a batch of
+// models, one row of the grid (blockIdx.y) per model.
 //
 // Every sum has a fixed shape (each thread's strided loop, then a warp
 // shuffle tree, then a tree over the block's warps), and a kernel that needs
@@ -8,13 +9,17 @@
 // index order. Which block is last varies from run to run, but what it adds
 // and in what order does not: no atomics touch values, only a counter, so the
 // results repeat bit for bit on one device. atomicInc wraps the counter back
-// to 0 on the last block, ready for the next launch or graph replay.
+// to 0 on the last block, ready for the next launch or graph replay. A model's
+// blocks, sums and counter are the ones it has alone, whatever the batch
+// around it, so the batch does not change its bits.
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <string>
 
 #include "cuda/check.hpp"
 #include "cuda/kernels/reduce.hpp"
+#include "host/base/error.hpp"
 #include "ops/guard_status.hpp"
 #include "ops/host_device.hpp"
 
@@ -62,36 +67,40 @@ __device__ bool is_last_block(uint32_t* counter) {
 }
 
 __global__ void __launch_bounds__(k_reduce_threads)
-    grad_norm_guard_kernel(float* grad_sq, int32_t* guard, int8_t* status, float* parts,
-                           uint32_t* counter, const float* grads, const float* sample_loss,
-                           int64_t n, int64_t n_batch, int32_t step, bool stop) {
-    const int64_t chunk = ceil_div<int64_t>(n, gridDim.x);
+    grad_norm_guard_kernel(uint32_t* counters, GradNormGuardModels g) {
+    const int64_t model = blockIdx.y;
+    const SquaredNormPartsFunctor norm = g.norm.row(model);
+    const int64_t chunk = ceil_div<int64_t>(norm.n, gridDim.x);
     const int64_t begin = int64_t(blockIdx.x) * chunk;
-    const int64_t end = begin + chunk < n ? begin + chunk : n;
+    const int64_t end = begin + chunk < norm.n ? begin + chunk : norm.n;
     float acc = 0.0f;
-    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) acc += grads[i] * grads[i];
+    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) acc += norm.x[i] * norm.x[i];
     const float block_total = block_sum(acc);
-    if (threadIdx.x == 0) parts[blockIdx.x] = block_total;
-    if (!is_last_block(counter)) return;
+    if (threadIdx.x == 0) norm.parts[blockIdx.x] = block_total;
+    if (!is_last_block(counters + model)) return;
 
     float part = 0.0f;
-    for (int j = threadIdx.x; j < int(gridDim.x); j += blockDim.x) part += __ldcg(parts + j);
+    for (int j = threadIdx.x; j < int(gridDim.x); j += blockDim.x) part += __ldcg(norm.parts + j);
     const float total = block_sum(part);
+    const StepGuardFunctor guard = g.guard.row(model);
     float loss = 0.0f;
-    for (int64_t i = threadIdx.x; i < n_batch; i += blockDim.x) loss += sample_loss[i];
+    for (int64_t i = threadIdx.x; i < guard.n_batch; i += blockDim.x) loss += guard.sample_loss[i];
     const float loss_sum = block_sum(loss);
     if (threadIdx.x == 0) {
-        *grad_sq = total;
-        write_step_status(guard, status, loss_sum, total, step, stop);
+        *g.sum.row(model).out = total;
+        write_step_status(guard.guard, guard.status, loss_sum, total, guard.step, guard.stop);
     }
 }
 
-// A 32 x 32 block per 32 columns: lane x reads column x (coalesced along the
-// sample-contiguous rows), row y sums samples y, y + 32, ...; the 32 row sums
-// of a column are then added by one warp's shuffle tree.
+// A 32 x 32 block per 32 columns of one model: lane x reads column x
+// (coalesced along the sample-contiguous rows), row y sums samples y, y + 32,
+// ...; the 32 row sums of a column are then added by one warp's shuffle tree.
 __global__ void __launch_bounds__(k_column_tile* k_column_tile)
-    bias_grad_kernel(float* grad_bias, const float* grad_z, int64_t n_out, int64_t n_batch) {
+    bias_grad_kernel(float* grad_bias, int64_t grad_bias_stride, const float* grad_z,
+                     int64_t grad_z_stride, int64_t n_out, int64_t n_batch) {
     __shared__ float sums[k_column_tile][k_column_tile + 1];  // +1: the transposed read
+    grad_bias += int64_t(blockIdx.y) * grad_bias_stride;
+    grad_z += int64_t(blockIdx.y) * grad_z_stride;
     const int64_t j = int64_t(blockIdx.x) * k_column_tile + threadIdx.x;
     float acc = 0.0f;
     if (j < n_out) {
@@ -105,17 +114,20 @@ __global__ void __launch_bounds__(k_column_tile* k_column_tile)
     if (threadIdx.x == 0 && column < n_out) grad_bias[column] = total;
 }
 
-// One thread per sample runs the shared softmax functor; the last block then
-// sums the logit gradient's columns. Its threads form (row lane, column)
-// pairs: lane r adds rows r, r + n_lanes, ... of its column, and then one
-// thread per column adds the lanes in order.
+// One thread per sample of one model runs the shared softmax functor; the
+// model's last block then sums its logit gradient's columns. Its threads form
+// (row lane, column) pairs: lane r adds rows r, r + n_lanes, ... of its
+// column, and then one thread per column adds the lanes in order.
 __global__ void __launch_bounds__(k_softmax_threads)
-    softmax_xent_bgrad_kernel(float* grad_bias, uint32_t* counter, SoftmaxXentFunctor loss,
-                              int64_t n_batch) {
+    softmax_xent_bgrad_kernel(float* grad_bias, int64_t grad_bias_stride, uint32_t* counters,
+                              SoftmaxXentModels losses, int64_t n_batch) {
+    const int64_t model = blockIdx.y;
+    const SoftmaxXentFunctor loss = losses.row(model);
     const int64_t s = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (s < n_batch) loss(s);
-    if (!is_last_block(counter)) return;
+    if (!is_last_block(counters + model)) return;
 
+    grad_bias += model * grad_bias_stride;
     __shared__ float lane_sums[k_softmax_threads];
     const int64_t n_classes = loss.n_classes;
     const int n_threads = int(blockDim.x);
@@ -147,37 +159,47 @@ __global__ void __launch_bounds__(k_softmax_threads)
 // ----------------------------------------------------------------------------
 // launchers
 
-void launch_grad_norm_guard(float* d_grad_sq, int32_t* d_guard, int8_t* d_status, float* d_parts,
-                            uint32_t* d_counter, const float* d_grads, const float* d_sample_loss,
-                            int64_t n_params, int64_t n_batch, int64_t max_blocks, int32_t step,
-                            bool stop, cudaStream_t stream) {
-    // A block per 256 values up to max_blocks: the grid, and so the sum's
-    // order, depends on the sizes only.
-    const int64_t n_blocks =
-        std::max<int64_t>(1, std::min(max_blocks, ceil_div<int64_t>(n_params, k_reduce_threads)));
-    grad_norm_guard_kernel<<<unsigned(n_blocks), k_reduce_threads, 0, stream>>>(
-        d_grad_sq, d_guard, d_status, d_parts, d_counter, d_grads, d_sample_loss, n_params, n_batch,
-        step, stop);
+// The grid's y dimension holds the models.
+static unsigned model_rows(int64_t n_models, const char* kernel) {
+    constexpr int64_t k_max_grid_y = 65535;
+    if (n_models > k_max_grid_y) {
+        throw Error(std::string(kernel) + ": a batch of " + std::to_string(n_models) +
+                    " models exceeds the grid's " + std::to_string(k_max_grid_y) + " rows");
+    }
+    return unsigned(n_models);
+}
+
+void launch_grad_norm_guard(uint32_t* d_counters, const GradNormGuardModels& g, int64_t n_models,
+                            cudaStream_t stream) {
+    if (n_models <= 0) return;
+    // A block per 256 values up to the parts a model has: the grid, and so
+    // the sum's order, depends on the sizes only.
+    const int64_t n_blocks = std::max<int64_t>(
+        1, std::min(g.norm.f.n_parts, ceil_div<int64_t>(g.norm.f.n, k_reduce_threads)));
+    const dim3 grid(unsigned(n_blocks), model_rows(n_models, "grad_norm_guard"));
+    grad_norm_guard_kernel<<<grid, k_reduce_threads, 0, stream>>>(d_counters, g);
     CUDA_CHECK(cudaGetLastError());
 }
 
-void launch_bias_grad(float* d_grad_bias, const float* d_grad_z, int64_t n_out, int64_t n_batch,
-                      cudaStream_t stream) {
-    if (n_out <= 0) return;
+void launch_bias_grad(Strided<float> d_grad_bias, Strided<const float> d_grad_z, int64_t n_out,
+                      int64_t n_batch, int64_t n_models, cudaStream_t stream) {
+    if (n_out <= 0 || n_models <= 0) return;
     const dim3 block(k_column_tile, k_column_tile);
     const int64_t n_blocks = ceil_div<int64_t>(n_out, k_column_tile);
-    bias_grad_kernel<<<unsigned(n_blocks), block, 0, stream>>>(d_grad_bias, d_grad_z, n_out,
-                                                               n_batch);
+    const dim3 grid(unsigned(n_blocks), model_rows(n_models, "bias_grad"));
+    bias_grad_kernel<<<grid, block, 0, stream>>>(d_grad_bias.data, d_grad_bias.stride,
+                                                 d_grad_z.data, d_grad_z.stride, n_out, n_batch);
     CUDA_CHECK(cudaGetLastError());
 }
 
-void launch_softmax_xent_bgrad(float* d_grad_bias, uint32_t* d_counter,
-                               const SoftmaxXentFunctor& loss, int64_t n_batch,
+void launch_softmax_xent_bgrad(Strided<float> d_grad_bias, uint32_t* d_counters,
+                               const SoftmaxXentModels& loss, int64_t n_batch, int64_t n_models,
                                cudaStream_t stream) {
-    if (n_batch <= 0) return;
+    if (n_batch <= 0 || n_models <= 0) return;
     const int64_t n_blocks = ceil_div<int64_t>(n_batch, k_softmax_threads);
-    softmax_xent_bgrad_kernel<<<unsigned(n_blocks), k_softmax_threads, 0, stream>>>(
-        d_grad_bias, d_counter, loss, n_batch);
+    const dim3 grid(unsigned(n_blocks), model_rows(n_models, "softmax_xent_bgrad"));
+    softmax_xent_bgrad_kernel<<<grid, k_softmax_threads, 0, stream>>>(
+        d_grad_bias.data, d_grad_bias.stride, d_counters, loss, n_batch);
     CUDA_CHECK(cudaGetLastError());
 }
 

@@ -1,16 +1,22 @@
 // GPU suite, fused path (CTest label `gpu`): every fused kernel and cuBLASLt
 // epilogue of the CUDA backend against the CPU backend's fused operations
 // (which equal the generic path bit for bit), on random inputs with a
-// normalised error, at odd sizes; the reductions repeat bit for bit; whole
-// epochs against the generic CUDA path and the CPU; MNIST in each precision.
+// normalised error, at odd sizes; the reductions repeat bit for bit; batches
+// of three models against the CPU backend's batched operations, each model's
+// reductions bit for bit what it gets alone; whole epochs against the generic
+// CUDA path and the CPU; MNIST in each precision.
 // bf16 GEMMs are checked against CPU GEMMs of the bf16-rounded operands.
 // Every test skips, with the reason, where no usable CUDA device exists.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "cuda/cuda_backend.cuh"
 #include "host/base/rng.hpp"
@@ -23,6 +29,7 @@
 #include "host/train/train_loop.hpp"
 #include "host/train/trainer.hpp"
 #include "ops/bf16_cast.hpp"
+#include "ops/per_model.hpp"
 #include "ops/step_guard.hpp"
 #include "gpu/gpu_status.hpp"
 #include "reference_mlp.hpp"
@@ -62,6 +69,37 @@ void print_fallbacks(const CudaBackend& gpu) {
     for (const std::string& why : gpu.fused_fallbacks()) std::cout << "fallback: " << why << "\n";
 }
 
+// Model 0 of a batch of one: every per-model stride is 0.
+template <class T>
+Strided<T> one(T* p) {
+    return {p, 0};
+}
+
+// Where one call's gradient norm and guard read and write: per model, the
+// squared norm and the status (a stride of 1), the guard's 2 entries, the
+// parts, the gradient and the losses (at their strides), and the stop flag.
+struct NormGuardData {
+    float* grad_sq;
+    int32_t* guard;
+    int8_t* status;
+    float* parts;
+    const float* grads;
+    const float* sample_loss;
+    const int8_t* stop;  // [n_models]
+};
+
+GradNormGuardModels norm_guard(const NormGuardData& d, int64_t n_params, int64_t n_batch,
+                               int64_t n_parts, int32_t step, int64_t grads_stride = 0,
+                               int64_t loss_stride = 0) {
+    return GradNormGuardModels{
+        SquaredNormPartsModels{SquaredNormPartsFunctor{d.parts, d.grads, n_params, n_parts},
+                               grads_stride},
+        SumPartsModels{SumPartsFunctor{d.grad_sq, d.parts, n_parts}, 1},
+        StepGuardModels{
+            StepGuardFunctor{d.guard, d.status, d.sample_loss, n_batch, d.grad_sq, step, false},
+            d.stop, 1, loss_stride, 1}};
+}
+
 // The default model's gradient size, odd sizes, and a range wider than one
 // block per 256 values at the 256-block cap.
 const int64_t k_norm_sizes[] = {1, 7, 255, 257, 1001, 101770, 64 * 784 + 3, 300001};
@@ -71,6 +109,8 @@ TEST(FusedKernels, GradNormGuardMatchesCpuAndRepeatsBitForBit) {
     CudaBackend gpu;
     CpuBackend cpu;
     const int64_t n_parts = 256;
+    const std::vector<int8_t> stop = {1};
+    auto d_stop = to_device(gpu, stop);
     for (int64_t n : k_norm_sizes) {
         for (int64_t n_batch : {1, 33, 64}) {
             const auto g = random_floats(n, uint64_t(n), 0.01f);
@@ -78,8 +118,10 @@ TEST(FusedKernels, GradNormGuardMatchesCpuAndRepeatsBitForBit) {
             std::vector<float> parts(n_parts), sq(1);
             std::vector<int32_t> guard = {-1, 0};
             std::vector<int8_t> status(1, -1);
-            cpu.grad_norm_guard(sq.data(), guard.data(), status.data(), parts.data(), g.data(),
-                                loss.data(), n, n_batch, n_parts, 0, true);
+            cpu.grad_norm_guard(norm_guard({sq.data(), guard.data(), status.data(), parts.data(),
+                                            g.data(), loss.data(), stop.data()},
+                                           n, n_batch, n_parts, 0),
+                                1);
             auto d_g = to_device(gpu, g);
             auto d_loss = to_device(gpu, loss);
             DeviceBuffer<float> d_parts(n_parts), d_sq(1);
@@ -87,8 +129,11 @@ TEST(FusedKernels, GradNormGuardMatchesCpuAndRepeatsBitForBit) {
             for (int run = 0; run < 3; ++run) {
                 auto d_guard = to_device(gpu, std::vector<int32_t>{-1, 0});
                 auto d_status = to_device(gpu, std::vector<int8_t>{-1});
-                gpu.grad_norm_guard(d_sq.data(), d_guard.data(), d_status.data(), d_parts.data(),
-                                    d_g.data(), d_loss.data(), n, n_batch, n_parts, 0, true);
+                gpu.grad_norm_guard(
+                    norm_guard({d_sq.data(), d_guard.data(), d_status.data(), d_parts.data(),
+                                d_g.data(), d_loss.data(), d_stop.data()},
+                               n, n_batch, n_parts, 0),
+                    1);
                 const auto got = to_host(gpu, d_sq);
                 EXPECT_NEAR(got[0], sq[0], 1e-5 * sq[0]) << n << " " << n_batch;
                 EXPECT_EQ(to_host(gpu, d_status), status);
@@ -110,6 +155,8 @@ TEST(FusedKernels, GradNormGuardFlagsNonFiniteStepsLikeCpu) {
     const float nan = std::numeric_limits<float>::quiet_NaN();
     const float inf = std::numeric_limits<float>::infinity();
     for (bool stop : {true, false}) {
+        const std::vector<int8_t> h_stop = {int8_t(stop)};
+        auto d_stop = to_device(gpu, h_stop);
         for (int where : {0, 1}) {  // NaN in the gradient, infinity in the loss
             auto bad_g = random_floats(n, 1), good_g = random_floats(n, 2);
             auto bad_loss = random_floats(n_batch, 3), good_loss = random_floats(n_batch, 4);
@@ -118,21 +165,30 @@ TEST(FusedKernels, GradNormGuardFlagsNonFiniteStepsLikeCpu) {
             std::vector<float> parts(n_parts), sq(2);
             std::vector<int32_t> guard = {-1, 0};
             std::vector<int8_t> status(2, -1);
-            cpu.grad_norm_guard(&sq[0], guard.data(), &status[0], parts.data(), bad_g.data(),
-                                bad_loss.data(), n, n_batch, n_parts, 0, stop);
-            cpu.grad_norm_guard(&sq[1], guard.data(), &status[1], parts.data(), good_g.data(),
-                                good_loss.data(), n, n_batch, n_parts, 1, stop);
+            cpu.grad_norm_guard(norm_guard({&sq[0], guard.data(), &status[0], parts.data(),
+                                            bad_g.data(), bad_loss.data(), h_stop.data()},
+                                           n, n_batch, n_parts, 0),
+                                1);
+            cpu.grad_norm_guard(norm_guard({&sq[1], guard.data(), &status[1], parts.data(),
+                                            good_g.data(), good_loss.data(), h_stop.data()},
+                                           n, n_batch, n_parts, 1),
+                                1);
             ASSERT_EQ(status[0], step_non_finite);
             auto d_bad_g = to_device(gpu, bad_g), d_good_g = to_device(gpu, good_g);
             auto d_bad_loss = to_device(gpu, bad_loss), d_good_loss = to_device(gpu, good_loss);
             auto d_guard = to_device(gpu, std::vector<int32_t>{-1, 0});
             auto d_status = to_device(gpu, std::vector<int8_t>{-1, -1});
             DeviceBuffer<float> d_parts(n_parts), d_sq(2);
-            gpu.grad_norm_guard(d_sq.data(), d_guard.data(), d_status.data(), d_parts.data(),
-                                d_bad_g.data(), d_bad_loss.data(), n, n_batch, n_parts, 0, stop);
-            gpu.grad_norm_guard(d_sq.data() + 1, d_guard.data(), d_status.data() + 1,
-                                d_parts.data(), d_good_g.data(), d_good_loss.data(), n, n_batch,
-                                n_parts, 1, stop);
+            gpu.grad_norm_guard(
+                norm_guard({d_sq.data(), d_guard.data(), d_status.data(), d_parts.data(),
+                            d_bad_g.data(), d_bad_loss.data(), d_stop.data()},
+                           n, n_batch, n_parts, 0),
+                1);
+            gpu.grad_norm_guard(
+                norm_guard({d_sq.data() + 1, d_guard.data(), d_status.data() + 1, d_parts.data(),
+                            d_good_g.data(), d_good_loss.data(), d_stop.data()},
+                           n, n_batch, n_parts, 1),
+                1);
             EXPECT_EQ(to_host(gpu, d_status), status) << stop << where;
             EXPECT_EQ(to_host(gpu, d_guard), guard) << stop << where;
         }
@@ -147,14 +203,14 @@ TEST(FusedKernels, BiasGradMatchesCpuAndRepeatsBitForBit) {
         for (int64_t n_batch : {1, 33, 64, 1000}) {
             const auto dz = random_floats(n_out * n_batch, uint64_t(n_out * 7 + n_batch));
             std::vector<float> db(static_cast<size_t>(n_out));
-            cpu.bias_grad(db.data(), dz.data(), n_out, n_batch);
+            cpu.bias_grad(one(db.data()), one(dz.data()), n_out, n_batch, 1);
             auto d_dz = to_device(gpu, dz);
             DeviceBuffer<float> d_db(n_out);
-            gpu.bias_grad(d_db.data(), d_dz.data(), n_out, n_batch);
+            gpu.bias_grad(one(d_db.data()), one<const float>(d_dz.data()), n_out, n_batch, 1);
             const auto got = to_host(gpu, d_db);
             // A tree, not the CPU's running sum: rounding differs, not the value.
             EXPECT_LT(test::normalised_error(got, db), 1e-5) << n_out << " x " << n_batch;
-            gpu.bias_grad(d_db.data(), d_dz.data(), n_out, n_batch);
+            gpu.bias_grad(one(d_db.data()), one<const float>(d_dz.data()), n_out, n_batch, 1);
             EXPECT_EQ(to_host(gpu, d_db), got);
         }
     }
@@ -182,16 +238,20 @@ TEST(FusedKernels, SoftmaxXentBgradMatchesCpu) {
             DeviceBuffer<float> d_db(n_classes);
             const float scale = 1.0f / float(n_batch);
             cpu.softmax_xent_bgrad(
-                db.data(),
-                SoftmaxXentFunctor{logits.data(), loss.data(), pred.data(), labels.data(),
-                                   perm.data(), 3, n_classes, scale},
-                n_batch);
+                one(db.data()),
+                SoftmaxXentModels{
+                    SoftmaxXentFunctor{logits.data(), loss.data(), pred.data(), labels.data(),
+                                       perm.data(), 3, n_classes, scale},
+                    0, 0, 0},
+                n_batch, 1);
             for (int run = 0; run < 2; ++run) {  // the counter is ready again after a launch
                 gpu.softmax_xent_bgrad(
-                    d_db.data(),
-                    SoftmaxXentFunctor{d_logits.data(), d_loss.data(), d_pred.data(),
-                                       d_labels.data(), d_perm.data(), 3, n_classes, scale},
-                    n_batch);
+                    one(d_db.data()),
+                    SoftmaxXentModels{
+                        SoftmaxXentFunctor{d_logits.data(), d_loss.data(), d_pred.data(),
+                                           d_labels.data(), d_perm.data(), 3, n_classes, scale},
+                        0, 0, 0},
+                    n_batch, 1);
                 if (run == 0) {
                     EXPECT_LT(test::normalised_error(to_host(gpu, d_logits), logits), 1e-5);
                     EXPECT_LT(test::normalised_error(to_host(gpu, d_loss), loss), 1e-5);
@@ -205,7 +265,7 @@ TEST(FusedKernels, SoftmaxXentBgradMatchesCpu) {
             // Whatever the second run read, its bias gradient is the column sum of what it wrote.
             const auto grad = to_host(gpu, d_logits);
             std::vector<float> sums(static_cast<size_t>(n_classes));
-            cpu.bias_grad(sums.data(), grad.data(), n_classes, n_batch);
+            cpu.bias_grad(one(sums.data()), one(grad.data()), n_classes, n_batch, 1);
             EXPECT_LT(test::normalised_error(to_host(gpu, d_db), sums), 1e-4);
         }
     }
@@ -241,13 +301,17 @@ TEST(FusedKernels, GemmBiasActAndDreluBgradMatchCpu) {
                 const auto x = random_floats(s.n_in * s.n_batch, 2);
                 const auto bias = random_floats(s.n_out, 3);
                 std::vector<float> z(static_cast<size_t>(s.n_out * s.n_batch));
-                cpu.gemm_bias_act(z.data(), nullptr, operand(w).data(), operand(x).data(),
-                                  bias.data(), relu, s.n_out, s.n_batch, s.n_in);
+                const auto w_read = operand(w), x_read = operand(x);
+                cpu.gemm_bias_act(one(z.data()), Strided<uint8_t>{}, one(w_read.data()),
+                                  one(x_read.data()), one(bias.data()), relu, s.n_out, s.n_batch,
+                                  s.n_in, 1);
                 auto d_w = to_device(gpu, w), d_x = to_device(gpu, x), d_b = to_device(gpu, bias);
                 DeviceBuffer<float> d_z(s.n_out * s.n_batch);
                 DeviceBuffer<uint8_t> d_mask(gpu.relu_mask_bytes(s.n_out, s.n_batch));
-                gpu.gemm_bias_act(d_z.data(), relu ? d_mask.data() : nullptr, d_w.data(),
-                                  d_x.data(), d_b.data(), relu, s.n_out, s.n_batch, s.n_in);
+                gpu.gemm_bias_act(one(d_z.data()), one(relu ? d_mask.data() : nullptr),
+                                  one<const float>(d_w.data()), one<const float>(d_x.data()),
+                                  one<const float>(d_b.data()), relu, s.n_out, s.n_batch, s.n_in,
+                                  1);
                 EXPECT_LT(test::normalised_error(to_host(gpu, d_z), z), tol)
                     << s.n_out << " " << s.n_batch << " " << s.n_in << " relu " << relu;
                 if (!relu) continue;
@@ -256,31 +320,408 @@ TEST(FusedKernels, GemmBiasActAndDreluBgradMatchCpu) {
                 const int64_t n_up = 7;
                 const auto w_up = random_floats(n_up * s.n_out, 4, 0.1f);
                 const auto grad_up = random_floats(n_up * s.n_batch, 5);
+                const auto w_up_read = operand(w_up), grad_up_read = operand(grad_up);
                 std::vector<float> grad_in(static_cast<size_t>(s.n_out * s.n_batch));
                 std::vector<float> db(static_cast<size_t>(s.n_out));
-                cpu.gemm_drelu_bgrad(grad_in.data(), db.data(), operand(w_up).data(),
-                                     operand(grad_up).data(), z.data(), nullptr, s.n_out, s.n_batch,
-                                     n_up);
+                cpu.gemm_drelu_bgrad(one(grad_in.data()), one(db.data()), one(w_up_read.data()),
+                                     one(grad_up_read.data()), one(z.data()),
+                                     Strided<const uint8_t>{}, s.n_out, s.n_batch, n_up, 1);
                 auto d_w_up = to_device(gpu, w_up), d_grad_up = to_device(gpu, grad_up);
                 DeviceBuffer<float> d_grad_in(s.n_out * s.n_batch), d_db(s.n_out);
-                gpu.gemm_drelu_bgrad(d_grad_in.data(), d_db.data(), d_w_up.data(), d_grad_up.data(),
-                                     d_z.data(), d_mask.data(), s.n_out, s.n_batch, n_up);
+                gpu.gemm_drelu_bgrad(
+                    one(d_grad_in.data()), one(d_db.data()), one<const float>(d_w_up.data()),
+                    one<const float>(d_grad_up.data()), one<const float>(d_z.data()),
+                    one<const uint8_t>(d_mask.data()), s.n_out, s.n_batch, n_up, 1);
                 EXPECT_LT(test::normalised_error(to_host(gpu, d_grad_in), grad_in), tol);
                 EXPECT_LT(test::normalised_error(to_host(gpu, d_db), db), tol);
 
                 // The weight gradient on the side stream, joined back.
                 std::vector<float> dw(static_cast<size_t>(n_up * s.n_out));
-                cpu.weight_grad(dw.data(), operand(z).data(), operand(grad_up).data(), s.n_out,
-                                n_up, s.n_batch);
+                const auto z_read = operand(z);
+                cpu.weight_grad(one(dw.data()), one(z_read.data()), one(grad_up_read.data()),
+                                s.n_out, n_up, s.n_batch, 1);
                 DeviceBuffer<float> d_dw(n_up * s.n_out);
-                gpu.weight_grad(d_dw.data(), d_z.data(), d_grad_up.data(), s.n_out, n_up,
-                                s.n_batch);
+                gpu.weight_grad(one(d_dw.data()), one<const float>(d_z.data()),
+                                one<const float>(d_grad_up.data()), s.n_out, n_up, s.n_batch, 1);
                 gpu.join_side();
                 EXPECT_LT(test::normalised_error(to_host(gpu, d_dw), dw), tol);
             }
         }
         print_fallbacks(gpu);
     }
+}
+
+// A batch of models: each model's arrays k * stride values apart, with a gap
+// after each model's values (NaN on the GPU side, which no operation may
+// read) and different data per model.
+constexpr int64_t k_models = 3;
+
+// n_models * stride values, model k's first n values drawn from seed + k, the gap NaN.
+std::vector<float> batch_floats(int64_t n, int64_t stride, uint64_t seed, float scale = 1.0f) {
+    std::vector<float> v(size_t(k_models * stride), std::numeric_limits<float>::quiet_NaN());
+    for (int64_t k = 0; k < k_models; ++k) {
+        const auto model = random_floats(n, seed + uint64_t(k), scale);
+        std::copy(model.begin(), model.end(), v.begin() + k * stride);
+    }
+    return v;
+}
+
+// Model k's n values of a batch buffer.
+template <class T>
+std::vector<T> model_of(const std::vector<T>& v, int64_t k, int64_t n, int64_t stride) {
+    return std::vector<T>(v.begin() + k * stride, v.begin() + k * stride + n);
+}
+
+// Each model's n values of two batch buffers, compared with the normalised error.
+void expect_models_near(const std::vector<float>& got, const std::vector<float>& want, int64_t n,
+                        int64_t stride, double tol, const std::string& what) {
+    for (int64_t k = 0; k < k_models; ++k) {
+        EXPECT_LT(test::normalised_error(model_of(got, k, n, stride), model_of(want, k, n, stride)),
+                  tol)
+            << what << ", model " << k;
+    }
+}
+
+// Strides past each model's values: a gap of 0 (models back to back), an odd
+// gap (strides cuBLASLt's alignment may refuse) and a 64-value one (the
+// engine's parameter alignment).
+const int64_t k_gaps[] = {0, 5, 64};
+
+TEST(FusedKernels, BatchOfThreeGemmEpiloguesMatchCpuBatch) {
+    REQUIRE_GPU();
+    const LayerShape shapes[] = {{128, 64, 784}, {10, 64, 64}, {37, 33, 20}, {13, 33, 37}};
+    const int64_t n_up = 7;
+    for (Precision precision : {Precision::fp32, Precision::tf32, Precision::bf16}) {
+        CudaBackend gpu;
+        gpu.set_precision(precision);
+        gpu.reserve_batch(k_models);
+        CpuBackend cpu;
+        const bool bf16 = precision == Precision::bf16;
+        const double tol = precision == Precision::fp32 ? 1e-5 : bf16 ? 1e-4 : 5e-3;
+        // What the GPU's GEMMs read of an operand: NaN gaps stay NaN.
+        const auto operand = [&](const std::vector<float>& v) {
+            return bf16 ? bf16_rounded(v) : v;
+        };
+        for (const LayerShape& s : shapes) {
+            for (int64_t gap : k_gaps) {
+                const int64_t n_w = s.n_out * s.n_in, n_x = s.n_in * s.n_batch;
+                const int64_t n_z = s.n_out * s.n_batch, n_w_up = n_up * s.n_out;
+                const int64_t n_up_z = n_up * s.n_batch;
+                const int64_t w_stride = n_w + gap, x_stride = n_x + gap, z_stride = n_z + gap;
+                const int64_t b_stride = s.n_out + gap, w_up_stride = n_w_up + gap;
+                const int64_t up_stride = n_up_z + gap;
+                const std::string what = std::to_string(s.n_out) + " x " +
+                                         std::to_string(s.n_batch) + " x " +
+                                         std::to_string(s.n_in) + " gap " + std::to_string(gap) +
+                                         " " + to_string(precision);
+                const auto w = batch_floats(n_w, w_stride, 1, 0.1f);
+                const auto x = batch_floats(n_x, x_stride, 11);
+                const auto bias = batch_floats(s.n_out, b_stride, 21);
+                const auto w_up = batch_floats(n_w_up, w_up_stride, 31, 0.1f);
+                const auto grad_up = batch_floats(n_up_z, up_stride, 41);
+                // The CPU's gaps hold zeros, so its results' gaps are finite.
+                const auto zero_gaps = [&](std::vector<float> v) {
+                    for (float& e : v) e = std::isnan(e) ? 0.0f : e;
+                    return v;
+                };
+                const auto w_read = zero_gaps(operand(w)), x_read = zero_gaps(operand(x));
+                const auto w_up_read = zero_gaps(operand(w_up));
+                const auto grad_up_read = zero_gaps(operand(grad_up));
+                const auto bias_read = zero_gaps(bias);
+
+                auto d_w = to_device(gpu, w), d_x = to_device(gpu, x), d_b = to_device(gpu, bias);
+                auto d_w_up = to_device(gpu, w_up), d_grad_up = to_device(gpu, grad_up);
+                for (bool relu : {false, true}) {
+                    std::vector<float> z(size_t(k_models * z_stride), 0.0f);
+                    cpu.gemm_bias_act({z.data(), z_stride}, Strided<uint8_t>{},
+                                      {w_read.data(), w_stride}, {x_read.data(), x_stride},
+                                      {bias_read.data(), b_stride}, relu, s.n_out, s.n_batch,
+                                      s.n_in, k_models);
+                    DeviceBuffer<float> d_z(k_models * z_stride);
+                    const int64_t mask_bytes = gpu.relu_mask_bytes(s.n_out, s.n_batch);
+                    DeviceBuffer<uint8_t> d_mask(k_models * mask_bytes);
+                    gpu.gemm_bias_act(
+                        {d_z.data(), z_stride},
+                        relu ? Strided<uint8_t>{d_mask.data(), mask_bytes} : Strided<uint8_t>{},
+                        {d_w.data(), w_stride}, {d_x.data(), x_stride}, {d_b.data(), b_stride},
+                        relu, s.n_out, s.n_batch, s.n_in, k_models);
+                    expect_models_near(to_host(gpu, d_z), z, n_z, z_stride, tol,
+                                       what + " relu " + std::to_string(relu));
+                    if (!relu) continue;
+
+                    // The backward of a layer above: n_up outputs read each model's z.
+                    std::vector<float> grad_in(size_t(k_models * z_stride), 0.0f);
+                    std::vector<float> db(size_t(k_models * b_stride), 0.0f);
+                    cpu.gemm_drelu_bgrad({grad_in.data(), z_stride}, {db.data(), b_stride},
+                                         {w_up_read.data(), w_up_stride},
+                                         {grad_up_read.data(), up_stride}, {z.data(), z_stride},
+                                         Strided<const uint8_t>{}, s.n_out, s.n_batch, n_up,
+                                         k_models);
+                    DeviceBuffer<float> d_grad_in(k_models * z_stride), d_db(k_models * b_stride);
+                    gpu.gemm_drelu_bgrad({d_grad_in.data(), z_stride}, {d_db.data(), b_stride},
+                                         {d_w_up.data(), w_up_stride},
+                                         {d_grad_up.data(), up_stride}, {d_z.data(), z_stride},
+                                         {d_mask.data(), mask_bytes}, s.n_out, s.n_batch, n_up,
+                                         k_models);
+                    expect_models_near(to_host(gpu, d_grad_in), grad_in, n_z, z_stride, tol,
+                                       what + " grad_in");
+                    expect_models_near(to_host(gpu, d_db), db, s.n_out, b_stride, tol,
+                                       what + " bias grad");
+
+                    // The weight gradients on the side stream, joined back.
+                    std::vector<float> dw(size_t(k_models * w_up_stride), 0.0f);
+                    const auto z_read = zero_gaps(operand(to_host(gpu, d_z)));
+                    cpu.weight_grad({dw.data(), w_up_stride}, {z_read.data(), z_stride},
+                                    {grad_up_read.data(), up_stride}, s.n_out, n_up, s.n_batch,
+                                    k_models);
+                    DeviceBuffer<float> d_dw(k_models * w_up_stride);
+                    gpu.weight_grad({d_dw.data(), w_up_stride}, {d_z.data(), z_stride},
+                                    {d_grad_up.data(), up_stride}, s.n_out, n_up, s.n_batch,
+                                    k_models);
+                    gpu.join_side();
+                    expect_models_near(to_host(gpu, d_dw), dw, n_w_up, w_up_stride, tol,
+                                       what + " weight grad");
+                }
+            }
+        }
+        print_fallbacks(gpu);
+    }
+}
+
+TEST(FusedKernels, BatchOfThreeBiasGradMatchesCpuAndEachModelAloneBitForBit) {
+    REQUIRE_GPU();
+    CudaBackend gpu;
+    gpu.reserve_batch(k_models);
+    CpuBackend cpu;
+    for (int64_t n_out : {1, 10, 47, 129}) {
+        for (int64_t n_batch : {1, 33, 64}) {
+            for (int64_t gap : k_gaps) {
+                const int64_t n_dz = n_out * n_batch, dz_stride = n_dz + gap;
+                const int64_t db_stride = n_out + gap;
+                const auto dz = batch_floats(n_dz, dz_stride, uint64_t(n_out * 7 + n_batch));
+                auto cpu_dz = dz;
+                for (float& e : cpu_dz) e = std::isnan(e) ? 0.0f : e;
+                std::vector<float> db(size_t(k_models * db_stride), 0.0f);
+                cpu.bias_grad({db.data(), db_stride}, {cpu_dz.data(), dz_stride}, n_out, n_batch,
+                              k_models);
+                auto d_dz = to_device(gpu, dz);
+                DeviceBuffer<float> d_db(k_models * db_stride);
+                gpu.bias_grad({d_db.data(), db_stride}, {d_dz.data(), dz_stride}, n_out, n_batch,
+                              k_models);
+                const auto got = to_host(gpu, d_db);
+                const std::string what = std::to_string(n_out) + " x " + std::to_string(n_batch) +
+                                         " gap " + std::to_string(gap);
+                expect_models_near(got, db, n_out, db_stride, 1e-5, what);
+                for (int64_t k = 0; k < k_models; ++k) {
+                    DeviceBuffer<float> d_alone(n_out);
+                    gpu.bias_grad(one(d_alone.data()),
+                                  one<const float>(d_dz.data() + k * dz_stride), n_out, n_batch, 1);
+                    EXPECT_EQ(to_host(gpu, d_alone), model_of(got, k, n_out, db_stride))
+                        << what << ", model " << k;
+                }
+            }
+        }
+    }
+}
+
+TEST(FusedKernels, BatchOfThreeSoftmaxXentBgradMatchesCpuAndEachModelAloneBitForBit) {
+    REQUIRE_GPU();
+    CudaBackend gpu;
+    gpu.reserve_batch(k_models);
+    CpuBackend cpu;
+    for (int64_t n_batch : {1, 33, 129, 1000}) {
+        for (int64_t n_classes : {2, 10, 47, 200}) {
+            const int64_t first = 3, n_all = n_batch + first;
+            const int64_t logits_stride = n_batch * n_classes + 5;
+            const auto logits = batch_floats(n_batch * n_classes, logits_stride,
+                                             uint64_t(n_batch + n_classes), 8.0f);
+            auto cpu_logits = logits;
+            for (float& e : cpu_logits) e = std::isnan(e) ? 0.0f : e;
+            std::vector<uint8_t> labels(static_cast<size_t>(n_all));
+            for (size_t i = 0; i < labels.size(); ++i) labels[i] = uint8_t(i * 7 % n_classes);
+            // Each model its own order, as each model of a sweep has.
+            std::vector<int32_t> perm;
+            for (int64_t k = 0; k < k_models; ++k) {
+                const auto p = epoch_permutation(n_all, uint64_t(1 + k), 0);
+                perm.insert(perm.end(), p.begin(), p.end());
+            }
+            const int64_t sample_stride = n_all + 2;
+            std::vector<float> loss(size_t(k_models * sample_stride), -1.0f);
+            std::vector<uint8_t> pred(size_t(k_models * sample_stride), 255);
+            const int64_t db_stride = n_classes + 3;
+            std::vector<float> db(size_t(k_models * db_stride), 0.0f);
+            const float scale = 1.0f / float(n_batch);
+            cpu.softmax_xent_bgrad(
+                {db.data(), db_stride},
+                SoftmaxXentModels{
+                    SoftmaxXentFunctor{cpu_logits.data(), loss.data(), pred.data(), labels.data(),
+                                       perm.data(), first, n_classes, scale},
+                    logits_stride, sample_stride, n_all},
+                n_batch, k_models);
+
+            auto d_logits = to_device(gpu, logits);
+            auto d_labels = to_device(gpu, labels);
+            auto d_perm = to_device(gpu, perm);
+            auto d_loss = to_device(gpu, std::vector<float>(loss.size(), -1.0f));
+            auto d_pred = to_device(gpu, std::vector<uint8_t>(pred.size(), 255));
+            DeviceBuffer<float> d_db(k_models * db_stride);
+            gpu.softmax_xent_bgrad(
+                {d_db.data(), db_stride},
+                SoftmaxXentModels{
+                    SoftmaxXentFunctor{d_logits.data(), d_loss.data(), d_pred.data(),
+                                       d_labels.data(), d_perm.data(), first, n_classes, scale},
+                    logits_stride, sample_stride, n_all},
+                n_batch, k_models);
+            const auto got_logits = to_host(gpu, d_logits);
+            const auto got_loss = to_host(gpu, d_loss);
+            const auto got_pred = to_host(gpu, d_pred);
+            const auto got_db = to_host(gpu, d_db);
+            const std::string what = std::to_string(n_batch) + " x " + std::to_string(n_classes);
+            expect_models_near(got_logits, cpu_logits, n_batch * n_classes, logits_stride, 1e-5,
+                               what + " logit gradient");
+            expect_models_near(got_loss, loss, sample_stride, sample_stride, 1e-5, what + " loss");
+            EXPECT_EQ(got_pred, pred) << what;
+            expect_models_near(got_db, db, n_classes, db_stride, 1e-4, what + " bias grad");
+
+            for (int64_t k = 0; k < k_models; ++k) {
+                auto d_alone_logits =
+                    to_device(gpu, model_of(logits, k, n_batch * n_classes, logits_stride));
+                auto d_alone_loss =
+                    to_device(gpu, std::vector<float>(size_t(sample_stride), -1.0f));
+                auto d_alone_pred =
+                    to_device(gpu, std::vector<uint8_t>(size_t(sample_stride), 255));
+                DeviceBuffer<float> d_alone_db(n_classes);
+                gpu.softmax_xent_bgrad(
+                    one(d_alone_db.data()),
+                    SoftmaxXentModels{
+                        SoftmaxXentFunctor{d_alone_logits.data(), d_alone_loss.data(),
+                                           d_alone_pred.data(), d_labels.data(),
+                                           d_perm.data() + k * n_all, first, n_classes, scale},
+                        0, 0, 0},
+                    n_batch, 1);
+                const std::string model = what + ", model " + std::to_string(k);
+                EXPECT_EQ(to_host(gpu, d_alone_logits),
+                          model_of(got_logits, k, n_batch * n_classes, logits_stride))
+                    << model;
+                EXPECT_EQ(to_host(gpu, d_alone_loss),
+                          model_of(got_loss, k, sample_stride, sample_stride))
+                    << model;
+                EXPECT_EQ(to_host(gpu, d_alone_pred),
+                          model_of(got_pred, k, sample_stride, sample_stride))
+                    << model;
+                EXPECT_EQ(to_host(gpu, d_alone_db), model_of(got_db, k, n_classes, db_stride))
+                    << model;
+            }
+        }
+    }
+}
+
+// Each model its own gradient, losses and stop flag: model 1's gradient holds
+// a NaN, so its guard fires while the others' stay clear.
+TEST(FusedKernels, BatchOfThreeGradNormGuardMatchesCpuAndEachModelAloneBitForBit) {
+    REQUIRE_GPU();
+    CudaBackend gpu;
+    gpu.reserve_batch(k_models);
+    CpuBackend cpu;
+    const int64_t n_parts = 256;
+    const std::vector<int8_t> stop = {1, 0, 1};
+    auto d_stop = to_device(gpu, stop);
+    for (int64_t n : k_norm_sizes) {
+        for (int64_t n_batch : {1, 33, 64}) {
+            const int64_t grads_stride = n + 7, loss_stride = n_batch + 3;
+            auto g = batch_floats(n, grads_stride, uint64_t(n), 0.01f);
+            g[size_t(grads_stride + n / 2)] = std::numeric_limits<float>::quiet_NaN();
+            const auto loss = batch_floats(n_batch, loss_stride, 3);
+            const std::string what = std::to_string(n) + " " + std::to_string(n_batch);
+
+            std::vector<float> parts(size_t(k_models * n_parts)), sq(k_models);
+            std::vector<int32_t> guard(2 * k_models);
+            for (int64_t k = 0; k < k_models; ++k) guard[size_t(2 * k)] = -1;
+            std::vector<int8_t> status(k_models, -1);
+            const NormGuardData cpu_data{sq.data(), guard.data(), status.data(), parts.data(),
+                                         g.data(),  loss.data(),  stop.data()};
+            cpu.grad_norm_guard(
+                norm_guard(cpu_data, n, n_batch, n_parts, 5, grads_stride, loss_stride), k_models);
+            ASSERT_EQ(status[1], step_non_finite) << what;
+
+            auto d_g = to_device(gpu, g);
+            auto d_loss = to_device(gpu, loss);
+            DeviceBuffer<float> d_parts(k_models * n_parts), d_sq(k_models);
+            std::vector<float> first;
+            for (int run = 0; run < 2; ++run) {  // the counters are ready again after a launch
+                std::vector<int32_t> fresh(2 * k_models);
+                for (int64_t k = 0; k < k_models; ++k) fresh[size_t(2 * k)] = -1;
+                auto d_guard = to_device(gpu, fresh);
+                auto d_status = to_device(gpu, std::vector<int8_t>(k_models, -1));
+                const NormGuardData gpu_data{d_sq.data(),    d_guard.data(), d_status.data(),
+                                             d_parts.data(), d_g.data(),     d_loss.data(),
+                                             d_stop.data()};
+                gpu.grad_norm_guard(
+                    norm_guard(gpu_data, n, n_batch, n_parts, 5, grads_stride, loss_stride),
+                    k_models);
+                const auto got = to_host(gpu, d_sq);
+                EXPECT_EQ(to_host(gpu, d_status), status) << what;
+                EXPECT_EQ(to_host(gpu, d_guard), guard) << what;
+                for (int64_t k = 0; k < k_models; ++k) {
+                    if (k == 1) {
+                        EXPECT_TRUE(std::isnan(got[size_t(k)])) << what;
+                    } else {
+                        EXPECT_NEAR(got[size_t(k)], sq[size_t(k)], 1e-5 * sq[size_t(k)])
+                            << what << ", model " << k;
+                    }
+                }
+                if (run == 0) {
+                    first = got;
+                } else {
+                    EXPECT_EQ(0, std::memcmp(got.data(), first.data(), got.size() * sizeof(float)))
+                        << what;  // bit for bit, NaN included
+                }
+                if (run == 1) continue;
+
+                for (int64_t k = 0; k < k_models; ++k) {
+                    auto d_alone_guard = to_device(gpu, std::vector<int32_t>{-1, 0});
+                    auto d_alone_status = to_device(gpu, std::vector<int8_t>{-1});
+                    DeviceBuffer<float> d_alone_parts(n_parts), d_alone_sq(1);
+                    const NormGuardData alone{d_alone_sq.data(),
+                                              d_alone_guard.data(),
+                                              d_alone_status.data(),
+                                              d_alone_parts.data(),
+                                              d_g.data() + k * grads_stride,
+                                              d_loss.data() + k * loss_stride,
+                                              d_stop.data() + k};
+                    gpu.grad_norm_guard(norm_guard(alone, n, n_batch, n_parts, 5), 1);
+                    const auto alone_sq = to_host(gpu, d_alone_sq);
+                    const std::string model = what + ", model " + std::to_string(k);
+                    EXPECT_EQ(0, std::memcmp(alone_sq.data(), got.data() + k, sizeof(float)))
+                        << model;
+                    EXPECT_EQ(to_host(gpu, d_alone_status)[0], status[size_t(k)]) << model;
+                    EXPECT_EQ(to_host(gpu, d_alone_guard), model_of(guard, k, 2, 2)) << model;
+                }
+            }
+        }
+    }
+}
+
+// A fused reduction over more models than reserve_batch made room for is
+// refused: its last-block counters would run past the backend's.
+TEST(FusedKernels, ReductionPastTheReservedBatchIsRefused) {
+    REQUIRE_GPU();
+    CudaBackend gpu;
+    auto d_dz = to_device(gpu, std::vector<float>(8, 1.0f));
+    DeviceBuffer<float> d_db(8);
+    // The bias gradient keeps no counters: any batch runs.
+    EXPECT_NO_THROW(gpu.bias_grad({d_db.data(), 4}, {d_dz.data(), 4}, 4, 1, 2));
+    auto d_stop = to_device(gpu, std::vector<int8_t>{0, 0});
+    auto d_guard = to_device(gpu, std::vector<int32_t>{-1, 0, -1, 0});
+    auto d_loss = to_device(gpu, std::vector<float>{1.0f, 2.0f});
+    DeviceBuffer<float> d_sq(2), d_parts(2 * 256);
+    DeviceBuffer<int8_t> d_status(2);
+    const NormGuardData data{d_sq.data(), d_guard.data(), d_status.data(), d_parts.data(),
+                             d_dz.data(), d_loss.data(),  d_stop.data()};
+    EXPECT_THROW(gpu.grad_norm_guard(norm_guard(data, 4, 1, 256, 0, 4, 1), 2), Error);
+    gpu.reserve_batch(2);
+    gpu.grad_norm_guard(norm_guard(data, 4, 1, 256, 0, 4, 1), 2);
+    EXPECT_EQ(to_host(gpu, d_sq), (std::vector<float>{4.0f, 4.0f}));
 }
 
 // The generic GEMM in bf16 for every transpose, at odd sizes and with leading
@@ -382,7 +823,7 @@ std::unique_ptr<Trainer> make_trainer(bool cuda, KernelPath kernels, const Model
     options.precision = precision;
     options.optimizer.kind = OptimizerKind::adamw;
     options.optimizer.weight_decay = 0.01;
-    auto t = cuda ? make_cuda_trainer(shape, data, options, 0, "cuda:0")
+    auto t = cuda ? make_cuda_trainer(shape, data, options, {}, 0, "cuda:0")
                   : make_cpu_trainer(shape, data, options);
     t->set_params(init_params(shape, 42));
     return t;
@@ -543,11 +984,12 @@ TEST(FusedGraph, RecordsFewerKernelsPerStepThanGeneric) {
         TrainerOptions options;
         options.kernels = k;
         Engine<CudaBackend> engine(be, shape, data, options);
-        engine.set_params(init_params(shape, 42));
+        engine.set_params(0, init_params(shape, 42));
         EpochPlan plan;
         plan.perm = epoch_permutation(64 * n_steps, 42, 0);
         plan.lr.assign(size_t(n_steps), 0.1);
-        engine.train_epoch(plan, {});
+        engine.plan_model(0, plan);
+        engine.train_epoch();
         const CudaBackend::GraphNodes n = be.last_recorded_nodes();
         nodes[k == KernelPath::fused] = n;
         std::cout << to_string(k) << ": " << double(n.total) / double(n_steps)
@@ -567,7 +1009,7 @@ double mnist_accuracy(const Dataset& data, KernelPath kernels, Precision precisi
     options.kernels = kernels;
     options.precision = precision;
     const ModelShape shape({784, 128, 64, 10});
-    auto t = make_cuda_trainer(shape, data, options, 0, "cuda:0");
+    auto t = make_cuda_trainer(shape, data, options, {}, 0, "cuda:0");
     t->set_params(init_params(shape, config.seed));
     for (int e = 0; e < config.epochs; ++e) {
         t->train_epoch(make_epoch_plan(config, t->n_train(), t->steps_per_epoch(), e));
