@@ -19,19 +19,19 @@
 #include <vector>
 
 #include "cuda/cuda_backend.cuh"
+#include "gpu/gpu_status.hpp"
 #include "host/base/rng.hpp"
+#include "host/config/kernel_options.hpp"
 #include "host/config/train_config.hpp"
 #include "host/cpu/cpu_backend.hpp"
 #include "host/data/dataset.hpp"
 #include "host/device/device.hpp"
 #include "host/train/engine.hpp"
-#include "host/config/kernel_options.hpp"
 #include "host/train/train_loop.hpp"
 #include "host/train/trainer.hpp"
 #include "ops/bf16_cast.hpp"
 #include "ops/per_model.hpp"
 #include "ops/step_guard.hpp"
-#include "gpu/gpu_status.hpp"
 #include "reference_mlp.hpp"
 #include "synthetic.hpp"
 
