@@ -98,7 +98,10 @@ public:
                       int64_t lda, int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b,
                       float* c, int64_t ldc, int64_t stride_c, int64_t n_models) {
         auto run = [=] {
-#pragma omp parallel for schedule(static) if (n_models > 1)
+            // Outside any parallel region: OpenBLAS called from inside one, even one that
+            // runs on a single thread, starts a new team of threads for every call.
+            if (n_models == 1) return run_gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
+#pragma omp parallel for schedule(static)
             for (int64_t i = 0; i < n_models; ++i) {
                 run_gemm(ta, tb, m, n, k, a + i * stride_a, lda, b + i * stride_b, ldb,
                          c + i * stride_c, ldc);
