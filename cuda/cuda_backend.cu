@@ -244,6 +244,38 @@ uint32_t* CudaBackend::counters(Reduction reduction, int64_t n_models) {
     return counters_.data() + (reduction == Reduction::grad_norm_guard ? 0 : counter_models_);
 }
 
+// One cuBLASLt GEMM D (m x n, leading dimension m) = op(A) op(B) with its epilogue for each
+// of n_models models, model i's operands i strides on (ops: A and B, cast or not).
+static LtGemm lt_gemm(LtEpilogue epilogue, Trans ta, Trans tb, int64_t m, int64_t n, int64_t k,
+                      int64_t lda, int64_t ldb, Strided<float> d, const void* a, const void* b,
+                      int64_t stride_a, int64_t stride_b, Strided<float> bias, Strided<uint8_t> aux,
+                      bool bf16, int64_t n_models) {
+    LtGemm g{};
+    g.epilogue = epilogue;
+    g.ta = ta;
+    g.tb = tb;
+    g.m = m;
+    g.n = n;
+    g.k = k;
+    g.lda = lda;
+    g.ldb = ldb;
+    g.ldd = m;
+    g.d = d.data;
+    g.a = a;
+    g.b = b;
+    g.bias = bias.data;
+    g.aux = aux.data;
+    g.aux_ld = relu_mask_ld(m);
+    g.bf16 = bf16;
+    g.batch_count = n_models;
+    g.stride_a = stride_a;
+    g.stride_b = stride_b;
+    g.stride_d = d.stride;
+    g.stride_bias = bias.stride;
+    g.stride_aux_bytes = aux.stride;
+    return g;
+}
+
 void CudaBackend::gemm_bias_act(Strided<float> z, Strided<uint8_t> relu_mask,
                                 Strided<const float> w, Strided<const float> x,
                                 Strided<const float> bias, bool relu, int64_t n_out,
@@ -256,30 +288,11 @@ void CudaBackend::gemm_bias_act(Strided<float> z, Strided<uint8_t> relu_mask,
         ops = cast_operands(main_operands_, stream_.get(), Trans::T, Trans::N, n_out, n_batch, n_in,
                             w.data, n_in, w.stride, x.data, n_in, x.stride, n_models);
     }
-    LtGemm g{};
-    g.epilogue = relu ? LtEpilogue::relu_aux_bias : LtEpilogue::bias;
-    g.ta = Trans::T;
-    g.tb = Trans::N;
-    g.m = n_out;
-    g.n = n_batch;
-    g.k = n_in;
-    g.lda = n_in;
-    g.ldb = n_in;
-    g.ldd = n_out;
-    g.d = z.data;
-    g.a = ops.a;
-    g.b = ops.b;
     // cuBLASLt reads the bias through a void* attribute; it does not write it here.
-    g.bias = const_cast<float*>(bias.data);
-    g.aux = relu_mask.data;
-    g.aux_ld = relu_mask_ld(n_out);
-    g.bf16 = bf16();
-    g.batch_count = n_models;
-    g.stride_a = w.stride;
-    g.stride_b = x.stride;
-    g.stride_d = z.stride;
-    g.stride_bias = bias.stride;
-    g.stride_aux_bytes = relu_mask.stride;
+    const LtGemm g =
+        lt_gemm(relu ? LtEpilogue::relu_aux_bias : LtEpilogue::bias, Trans::T, Trans::N, n_out,
+                n_batch, n_in, n_in, n_in, z, ops.a, ops.b, w.stride, x.stride,
+                {const_cast<float*>(bias.data), bias.stride}, relu_mask, bf16(), n_models);
     std::string why;
     const bool lt = lt_->run(g, stream_.get(), &why);
     if (relu) mask_written_[relu_mask.data] = lt;
@@ -311,29 +324,10 @@ void CudaBackend::gemm_drelu_bgrad(Strided<float> grad_in, Strided<float> grad_b
                                 n_out, w.data, n_in, w.stride, grad_z.data, n_out, grad_z.stride,
                                 n_models);
         }
-        LtGemm g{};
-        g.epilogue = LtEpilogue::drelu_bgrad;
-        g.ta = Trans::N;
-        g.tb = Trans::N;
-        g.m = n_in;
-        g.n = n_batch;
-        g.k = n_out;
-        g.lda = n_in;
-        g.ldb = n_out;
-        g.ldd = n_in;
-        g.d = grad_in.data;
-        g.a = ops.a;
-        g.b = ops.b;
-        g.bias = grad_bias_in.data;
-        g.aux = const_cast<uint8_t*>(relu_mask_in.data);
-        g.aux_ld = relu_mask_ld(n_in);
-        g.bf16 = bf16();
-        g.batch_count = n_models;
-        g.stride_a = w.stride;
-        g.stride_b = grad_z.stride;
-        g.stride_d = grad_in.stride;
-        g.stride_bias = grad_bias_in.stride;
-        g.stride_aux_bytes = relu_mask_in.stride;
+        const LtGemm g = lt_gemm(
+            LtEpilogue::drelu_bgrad, Trans::N, Trans::N, n_in, n_batch, n_out, n_in, n_out, grad_in,
+            ops.a, ops.b, w.stride, grad_z.stride, grad_bias_in,
+            {const_cast<uint8_t*>(relu_mask_in.data), relu_mask_in.stride}, bf16(), n_models);
         std::string why;
         if (lt_->run(g, stream_.get(), &why)) return;
         note_fallback(why);
