@@ -1,5 +1,6 @@
 // Many models in one launch: each functor of ops/ seen through a batch of
-// models that share a shape (host/train/engine.hpp; one model is a batch of one). Every per-model
+// models that share a shape (host/train/engine.hpp; one model is a batch of
+// one). Every per-model
 // array of a batch is one buffer with model k's slice at k * stride, so model
 // k's copy of a functor is model 0's with each pointer moved by k strides;
 // the math is the functor's own, untouched, which is why model k of a batch

@@ -14,7 +14,7 @@ constexpr int64_t k_threaded_batch_size = 1024;
 // which are process-wide, and returns the count.
 int apply_cpu_threads(int64_t batch_size, int requested);
 
-// For a batch of models (host/train/batched_engine.hpp): `requested` OpenMP threads, 0 for
+// For a batch of models (host/train/engine.hpp; TrainerOptions::spread_models): `requested` OpenMP threads, 0 for
 // one per core, over which the models are spread, and one OpenBLAS thread, since each
 // model's GEMM runs on the thread that owns the model. Returns the OpenMP count.
 int apply_batched_cpu_threads(int requested);

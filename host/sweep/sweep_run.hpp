@@ -1,6 +1,7 @@
 // Runs the configurations of a sweep. The models of a group (host/sweep/grid.hpp: the same
-// layer sizes, batch size and optimizer kind) train together in one BatchedTrainer
-// (host/train/batched_engine.hpp): each layer's GEMM of every model in one batched call,
+// layer sizes, batch size and optimizer kind) train together in one Trainer of all of them
+// (host/train/engine.hpp), through the epoch driver `train` uses (run_epochs): each layer's
+// GEMM of every model in one batched call,
 // every functor in one launch over all models, each model with its own initial weights,
 // epoch order, shifts and update scalars, the data set on the device once. On the CPU the
 // models are spread over the cores and model k ends bit for bit where `mlptrain train` with
