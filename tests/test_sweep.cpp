@@ -14,6 +14,7 @@
 
 #include "cli_runner.hpp"
 #include "host/base/error.hpp"
+#include "host/formats/safetensors.hpp"
 #include "host/sweep/grid.hpp"
 #include "host/sweep/summary.hpp"
 #include "host/sweep/sweep_run.hpp"
@@ -296,6 +297,31 @@ TEST_F(Sweep, AdamwWithOneCycleShiftsAndTwoShapesMatchesTrain) {
     ASSERT_EQ(r.code, 0) << r.err << r.out;
     EXPECT_THAT(r.out, HasSubstr("group 2/2: 4 models of 20-6-4-3"));
     expect_models_match_train(path("D"), 8);
+}
+
+// --kernels fused trains each group through the fused operations over the batch; on the CPU
+// they are the generic functors in the same order, so its models are the generic sweep's and
+// `train --kernels fused`'s, byte for byte.
+TEST_F(Sweep, FusedKernelsMatchGenericAndTrain) {
+    for (const char* kernels : {"generic", "fused"}) {
+        const auto r =
+            run({"sweep", "--momentum",      "0,0.9",       "--seed",   "1,2",  "--epochs",
+                 "2",     "--augment-shift", "1",           "--data",   data(), "--device",
+                 "cpu",   "--save-dir",      path(kernels), "--hidden", "8,6",  "--batch-size",
+                 "16",    "--kernels",       kernels});
+        ASSERT_EQ(r.code, 0) << r.err << r.out;
+    }
+    const SweepSummary generic = load_summary(path("generic") + "/summary.json");
+    const SweepSummary fused = load_summary(path("fused") + "/summary.json");
+    ASSERT_EQ(generic.models.size(), 4u);
+    ASSERT_EQ(fused.models.size(), 4u);
+    for (size_t i = 0; i < 4; ++i) {
+        ASSERT_FALSE(fused.models[i].file.empty()) << fused.models[i].name;
+        EXPECT_EQ(load_model(path("fused") + "/" + fused.models[i].file).params,
+                  load_model(path("generic") + "/" + generic.models[i].file).params)
+            << fused.models[i].name;
+    }
+    expect_models_match_train(path("fused"), 4);
 }
 
 TEST_F(Sweep, DivergingModelStopsAloneOthersGoOn) {
