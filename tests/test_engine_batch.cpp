@@ -13,6 +13,7 @@
 #include "host/base/rng.hpp"
 #include "host/cpu/cpu_backend.hpp"
 #include "host/model/model.hpp"
+#include "host/train/engine_host.hpp"
 #include "host/train/trainer.hpp"
 #include "synthetic.hpp"
 
@@ -229,6 +230,21 @@ TEST(EngineBatch, RefusesWhatItCannotBatch) {
     EXPECT_THROW(batch->plan_model(1, plan), Error);  // shifts for one, none for the other
     plan.lr.pop_back();
     EXPECT_THROW(batch->plan_model(0, plan), Error);
+}
+
+// Model k's parameters, gradients and optimizer state start model_stride() values after
+// model k - 1's: the parameter count rounded up to 64 floats, so every model's slice is
+// 256-byte aligned as model 0's is (one strided-batched GEMM serves them all with aligned
+// loads), and the models stay byte-identical to the same models alone (the tests above).
+TEST(EngineBatch, ModelSlicesStartOn256ByteBoundaries) {
+    for (const ModelShape& shape :
+         {ModelShape({784, 128, 64, 10}), k_shape, ModelShape({20, 3}), ModelShape({4, 4, 4})}) {
+        const int64_t stride = model_stride(shape);
+        EXPECT_EQ(stride % 64, 0) << shape.to_string();
+        EXPECT_GE(stride, shape.n_params()) << shape.to_string();
+        EXPECT_LT(stride, shape.n_params() + 64) << shape.to_string();
+    }
+    EXPECT_EQ(model_stride(ModelShape({784, 128, 64, 10})), 109440);  // 109,386 parameters
 }
 
 // gemm_batched is gemm per model, bit for bit, for every transpose the engine uses.

@@ -381,7 +381,9 @@ private:
 
     // Step `step` of an epoch: gradients of the batch at `first`, their squared norm into
     // the step's slot and the guard, then the optimizer's update with the step's entry of
-    // the scalar tables.
+    // the scalar tables. The reductions (the bias gradients, the norm with the guard) are the
+    // backend's on both paths: the functors on the CPU, parallel kernels on CUDA, where a
+    // functor would reduce a column or the whole gradient in one thread.
     void train_step(int64_t step, int64_t first, int64_t n_batch) {
         compute_gradients(first, n_batch, augment_ ? train_shifts_.data() : nullptr);
         const GradNormGuardModels g{
@@ -395,13 +397,7 @@ private:
                                              sample_loss_.data() + first, n_batch,
                                              step_grad_sq_.data() + step, int32_t(step), true},
                             stop_.data(), n_steps_, n_max_, n_steps_}};
-        if (fused_) {
-            be_.grad_norm_guard(g, n_models_);
-        } else {
-            be_.for_each_2d(n_models_, k_norm_parts, g.norm);
-            be_.for_each_2d(n_models_, 1, g.sum);
-            be_.for_each_2d(n_models_, 1, g.guard);
-        }
+        be_.grad_norm_guard(g, n_models_);
         update(step_table_.data() + step);
     }
 
@@ -472,10 +468,8 @@ private:
             // dW^T (in x batch . batch x out) = X dZ^T, then the bias gradient of dZ.
             be_.gemm_batched(Trans::N, Trans::T, in, out, n_batch, input.data, in, input.stride,
                              grad_z.data, out, grad_z.stride, grad_w.data, in, stride_, n_models_);
-            be_.for_each_2d(n_models_, out,
-                            BiasGradModels{BiasGradFunctor{grads_.data() + shape_.bias_offset(l),
-                                                           grad_z.data, out, n_batch},
-                                           stride_, grad_z.stride});
+            be_.bias_grad(per_model(grads_.data() + shape_.bias_offset(l)), grad_z, out, n_batch,
+                          n_models_);
             if (l == 0) break;
             // dA_in (in x batch) = W^T dZ, then ReLU's derivative.
             be_.gemm_batched(Trans::N, Trans::N, in, n_batch, out, weight(l), in, stride_,
