@@ -2,24 +2,20 @@
 // instantiated for the CPU and the CUDA backend, over a batch of n >= 1 models of one shape:
 // one model is a batch of one. docs/ARCHITECTURE.md draws how a step flows.
 //
-// Activations are sample-contiguous ("features x batch" column-major, the notebook's layout):
-// act[0] is the gathered input batch, act[l + 1] the output of layer l, relu(Z) in place for
-// hidden layers, the logits (then their gradient) for the last. Every per-model array is one
-// buffer with the models' slices one after another; parameters, gradients and optimizer state
-// are flat (host/model/model.hpp), model_stride() values per model. Each layer's GEMM of every
-// model is one gemm_batched call and each functor one launch over all models, through the
-// views of ops/per_model.hpp, which call the functor unchanged on model k's slice: so on the
-// CPU model k of a batch is bit for bit the model trained alone. What differs between the
-// models' updates is a device table of ModelScalars and each model's table of per-step
-// learning rates and bias corrections (OptimizerStep).
+// Activations are sample-contiguous (column-major "features x batch", the notebook's layout):
+// act[0] is the gathered input, act[l + 1] layer l's output (relu(Z) in place; the logits, then
+// their gradient, for the last). Every per-model array is one buffer of the models' slices;
+// parameters, gradients and optimizer state are flat (host/model/model.hpp), model_stride()
+// values per model. Each layer's GEMM of every model is one gemm_batched call and each functor
+// one launch over all models through the views of ops/per_model.hpp, which call the functor
+// unchanged on model k's slice: on the CPU model k of a batch is bit for bit the model alone.
 //
 // An epoch is a fixed sequence of steps whose launch arguments depend only on the step's
-// position; whatever changes between epochs (order, shifts, the step tables) is rewritten in
-// device buffers before it, so a backend records the epoch once (a CUDA graph) and replays
-// it. Per-sample losses and predictions, each step's squared gradient norm and its status
-// from the non-finite guard (which runs before the update and can skip it, --on-nan) are read
-// back once per epoch. Models not planned for an epoch sit it out untouched: their guard
-// starts stopped. The optimizer's state and its count of updates are all a resumed run needs.
+// position; what changes between epochs (order, shifts, each model's table of per-step
+// OptimizerStep) is rewritten in device buffers before it, so a backend records the epoch once
+// (a CUDA graph) and replays it. Per-sample losses and predictions, each step's squared
+// gradient norm and its status from the non-finite guard (which can skip the update, --on-nan)
+// are read back once per epoch. Models not planned for an epoch sit it out untouched.
 #pragma once
 
 #include <algorithm>
@@ -142,9 +138,9 @@ public:
     int64_t n_train() const { return train_.n; }
     int64_t n_test() const { return test_.n; }
     int64_t steps_per_epoch() const { return n_steps_; }
-    // The recorded epochs (key 1: with shifts, 0: without), for their node count.
+    // The recorded epochs (key 1: with shifts, 0: without), and the launches recorded for the
+    // last epoch trained with a graph (0 if none was recorded).
     const typename Backend::Graph& train_graph() const { return train_graph_; }
-    // Launches recorded for the last epoch trained with a graph; 0 if none was recorded.
     int64_t train_graph_nodes() const { return train_graph_.n_nodes(last_train_key_); }
 
     void set_params(int64_t k, const std::vector<float>& h_params) {
@@ -234,6 +230,11 @@ public:
             // The gather's arguments differ with and without shifts, so
             // switching between the two records the epoch afresh.
             last_train_key_ = augment_ ? 1 : 0;
+            const int8_t* shifts = augment_ ? train_shifts_.data() : nullptr;
+            if (train_graph_.n_nodes(last_train_key_) == 0) {
+                warm_up(train_.n, batch,
+                        [&](int64_t f, int64_t n) { compute_gradients(f, n, shifts); });
+            }
             be_.run_graph(train_graph_, last_train_key_, [&] { steps(false); });
         } else {
             steps(true);
@@ -269,6 +270,9 @@ public:
             }
         };
         if (options_.use_graph) {
+            if (eval_graph_.n_nodes(n_steps) == 0) {
+                warm_up(test_.n, batch, [&](int64_t f, int64_t n) { eval_step(f, n); });
+            }
             be_.run_graph(eval_graph_, n_steps, passes);
         } else {
             passes();
@@ -328,10 +332,16 @@ private:
         return h;
     }
 
-    // Every model's operands, one strided span each (for a backend that casts them): A is
-    // a weight matrix or a layer's input, B a layer's input or an output gradient, each at
-    // most capacity_ samples of the widest layer, inputs included (act_[0] is the forward's
-    // first B and the first weight gradient's A); model k's starts k strides on.
+    // A pass's first and shorter last step, run before its first recording (changing no
+    // parameter): cuBLAS(Lt) loads its modules, and a failing cuBLASLt plan can fall back.
+    template <class Pass>
+    void warm_up(int64_t n, int64_t batch, const Pass& pass) {
+        pass(0, std::min(batch, n));
+        if (n > batch && n % batch != 0) pass(n - n % batch, n % batch);
+    }
+
+    // Every model's GEMM operands (for a backend that casts them), model k's k strides on: A a
+    // weight matrix or a layer's input, B an input or output gradient, inputs included.
     void reserve_gemm_operands() {
         int64_t n_weights = 0, widest = 0;
         for (int l = 0; l < shape_.n_layers(); ++l) {

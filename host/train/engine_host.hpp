@@ -1,5 +1,4 @@
-// What host/train/engine.hpp does on the host: its input checks, the per-model stride, and
-// the reductions of the figures read back once per pass.
+// The host side of host/train/engine.hpp: input checks, model stride, read-back reductions.
 #pragma once
 
 #include <cmath>
@@ -45,16 +44,15 @@ typename Backend::template Buffer<T> zeroed(Backend& be, int64_t n) {
     return b;
 }
 
-// Values between the starts of two models' parameters (and gradients and optimizer state) in
-// a batch: n_params rounded up to 64, so that every model's slice starts 256-byte aligned, as
-// the first does, and one strided-batched GEMM serves every model with aligned loads.
+// Values between two models' parameters (gradients, optimizer state) in a batch: n_params
+// rounded up to 64, so that every model's slice is 256-byte aligned for the batched GEMMs.
 inline int64_t model_stride(const ModelShape& shape) {
     constexpr int64_t k_align = 64;
     return ceil_div(shape.n_params(), k_align) * k_align;
 }
 
-// What an engine checks of its inputs before it allocates anything: positive batch sizes, and
-// a model that takes the data's features and has an output for each of its classes.
+// Before anything is allocated: positive batch sizes, and a model that takes the data's
+// features and has an output for each of its classes.
 inline void check_engine_inputs(const ModelShape& shape, const Dataset& data,
                                 const TrainerOptions& options) {
     if (options.batch_size <= 0) throw Error("batch size must be positive");
@@ -77,8 +75,7 @@ inline void check_param_count(const ModelShape& shape, int64_t n) {
     }
 }
 
-// An epoch plan must give every training sample a place, every step a rate, and (when it
-// shifts) every sample its two shifts.
+// A plan gives every sample a place, every step a rate, and (shifting) every sample 2 shifts.
 inline void check_epoch_plan(const EpochPlan& plan, int64_t n_train, int64_t n_steps) {
     if (int64_t(plan.perm.size()) != n_train) {
         throw Error("epoch order has " + std::to_string(plan.perm.size()) + " entries for " +
@@ -119,8 +116,7 @@ inline EpochResult reduce_samples(const float* h_loss, const uint8_t* h_pred, in
     return r;
 }
 
-// Mean over an epoch's updating steps (status step_ok) of the gradient's L2
-// norm, from each step's squared norm h_grad_sq.
+// Mean of the gradient's L2 norm over the steps that updated, from their squared norms.
 inline double mean_grad_norm(const int8_t* status, const float* h_grad_sq, int64_t n_steps) {
     double sum = 0.0;
     int64_t counted = 0;
