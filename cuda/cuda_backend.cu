@@ -179,6 +179,14 @@ const uint16_t* CudaBackend::cast_operand(DeviceBuffer<uint16_t>& scratch, cudaS
 
 void CudaBackend::grow_operand(DeviceBuffer<uint16_t>& scratch, int64_t n_values) {
     if (scratch.size() >= n_values) return;
+    // A graph recorded earlier casts into this scratch on every replay: freeing it would leave
+    // the graph writing to memory it no longer owns.
+    if (scratch.size() > 0 && recorded_) {
+        throw Error("a bf16 GEMM operand of " + std::to_string(n_values) +
+                    " values does not fit the " + std::to_string(scratch.size()) +
+                    " reserved (reserve_gemm_operands), and graphs recorded on this backend "
+                    "still cast into that scratch");
+    }
     // Work queued on either stream may still read the old copy.
     if (scratch.size() > 0) {
         CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
@@ -405,6 +413,7 @@ void CudaBackend::abort_capture() {
 GraphExec CudaBackend::end_capture() {
     cudaGraph_t raw = nullptr;
     CUDA_CHECK(cudaStreamEndCapture(stream_.get(), &raw));
+    recorded_ = true;
     const CudaGraph graph(raw);
     size_t n_nodes = 0;
     CUDA_CHECK(cudaGraphGetNodes(raw, nullptr, &n_nodes));

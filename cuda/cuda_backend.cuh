@@ -194,7 +194,8 @@ private:
                  Trans tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
                  int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b, float* c,
                  int64_t ldc, int64_t stride_c, int64_t n_models);
-    // Reallocates to n_values when smaller, after both streams are done with it.
+    // Reallocates to n_values when smaller, after both streams are done with it; refused once
+    // a graph has been recorded (it keeps casting into the old scratch).
     void grow_operand(DeviceBuffer<uint16_t>& scratch, int64_t n_values);
     bool bf16() const { return precision_ == Precision::bf16; }
     void note_fallback(const std::string& why);
@@ -225,6 +226,7 @@ private:
     DeviceBuffer<uint8_t> side_workspace_;
     Event fork_, join_;
     bool side_pending_ = false;
+    bool recorded_ = false;         // a graph was recorded: the bf16 scratch may no longer move
     std::unique_ptr<LtMatmul> lt_;  // shares cublas_workspace_: both run on stream_ only
     // Last-block counters, 0 between launches: grad_norm_guard's for each
     // reserved model, then softmax_xent_bgrad's.

@@ -274,16 +274,32 @@ bool LtMatmul::run(const LtGemm& g, cudaStream_t stream, std::string* why) {
                   batched ? g.stride_aux_bytes : 0};
     auto it = plans_.find(key);
     if (it == plans_.end()) it = plans_.emplace(key, make_plan(g)).first;
-    const Plan& plan = *it->second;
+    Plan& plan = *it->second;
     if (!plan.usable) {
         if (why) *why = plan.why;
         return false;
     }
     const float one = 1.0f, zero = 0.0f;
-    CUBLASLT_CHECK(cublasLtMatmul(handle_.get(), plan.desc.get(), &one, g.a, plan.a.get(), g.b,
-                                  plan.b.get(), &zero, g.d, plan.d.get(), g.d, plan.d.get(),
-                                  &plan.algo, d_workspace_, workspace_bytes_, stream));
-    return true;
+    const cublasStatus_t status = cublasLtMatmul(
+        handle_.get(), plan.desc.get(), &one, g.a, plan.a.get(), g.b, plan.b.get(), &zero, g.d,
+        plan.d.get(), g.d, plan.d.get(), &plan.algo, d_workspace_, workspace_bytes_, stream);
+    if (status == CUBLAS_STATUS_SUCCESS) return true;
+    // The heuristic's algorithm is not guaranteed to run (cublasLt.h). Outside a capture the
+    // call queued nothing: the plan is dropped with its reason and the caller runs the generic
+    // kernels, now and from then on. Inside a capture the recording is broken, so the error
+    // stands; the engine runs every pass once before recording it, so that a plan's first call
+    // is not made there.
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+    if (capture != cudaStreamCaptureStatusNone) CUBLASLT_CHECK(status);
+    plan.usable = false;
+    plan.why = std::string(to_string(g.epilogue)) + " GEMM " + std::to_string(g.m) + " x " +
+               std::to_string(g.n) + " x " + std::to_string(g.k) +
+               (batched ? " (batch of " + std::to_string(g.batch_count) + ")" : std::string()) +
+               ": cublasLtMatmul failed with the heuristic's algorithm (" +
+               cublasLtGetStatusName(status) + ")";
+    if (why) *why = plan.why;
+    return false;
 }
 
 }  // namespace mlp

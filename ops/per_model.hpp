@@ -235,12 +235,17 @@ struct AdamUpdateModels {
     MLP_HD void operator()(int64_t k, int64_t i) const { row(k)(i); }
 };
 
-// The fused path's gradient norm and guard (Backend::grad_norm_guard): the three views the
-// generic path launches one after another, which a backend may run as one kernel.
+// The gradient norm and guard of a step (Backend::grad_norm_guard): the three views the CPU
+// launches one after another, which a backend may run as one kernel. `params` (model k's at
+// k * norm.x_stride) lets such a kernel count a non-finite parameter as a non-finite gradient:
+// where the backend's fused ReLU turns a NaN pre-activation into 0 (cuBLASLt's epilogue), a
+// NaN weight would otherwise leave the loss finite and the guard silent. The functors need no
+// such check: their ReLU keeps NaN, so a NaN parameter reaches the loss.
 struct GradNormGuardModels {
     SquaredNormPartsModels norm;
     SumPartsModels sum;
     StepGuardModels guard;
+    const float* params;
 };
 
 }  // namespace mlp

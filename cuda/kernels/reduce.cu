@@ -74,7 +74,13 @@ __global__ void __launch_bounds__(k_reduce_threads)
     const int64_t begin = int64_t(blockIdx.x) * chunk;
     const int64_t end = begin + chunk < norm.n ? begin + chunk : norm.n;
     float acc = 0.0f;
-    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) acc += norm.x[i] * norm.x[i];
+    // A non-finite parameter makes the norm non-finite (GradNormGuardModels); a finite one
+    // leaves the gradient's sum as it is, bit for bit.
+    const float* params = g.params ? g.params + model * g.norm.x_stride : nullptr;
+    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
+        acc += norm.x[i] * norm.x[i];
+        if (params && !is_finite(params[i])) acc = params[i];
+    }
     const float block_total = block_sum(acc);
     if (threadIdx.x == 0) norm.parts[blockIdx.x] = block_total;
     if (!is_last_block(counters + model)) return;

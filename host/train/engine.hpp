@@ -390,10 +390,9 @@ private:
     }
 
     // Step `step` of an epoch: gradients of the batch at `first`, their squared norm into
-    // the step's slot and the guard, then the optimizer's update with the step's entry of
-    // the scalar tables. The reductions (the bias gradients, the norm with the guard) are the
-    // backend's on both paths: the functors on the CPU, parallel kernels on CUDA, where a
-    // functor would reduce a column or the whole gradient in one thread.
+    // the step's slot and the guard, then the update with the step's entry of the tables.
+    // The reductions (bias gradients, norm and guard) are the backend's on both paths: the
+    // functors on the CPU, parallel kernels on CUDA (a functor sums in one thread).
     void train_step(int64_t step, int64_t first, int64_t n_batch) {
         compute_gradients(first, n_batch, augment_ ? train_shifts_.data() : nullptr);
         const GradNormGuardModels g{
@@ -406,7 +405,8 @@ private:
             StepGuardModels{StepGuardFunctor{guard_.data(), step_status_.data() + step,
                                              sample_loss_.data() + first, n_batch,
                                              step_grad_sq_.data() + step, int32_t(step), true},
-                            stop_.data(), n_steps_, n_max_, n_steps_}};
+                            stop_.data(), n_steps_, n_max_, n_steps_},
+            params_.data()};
         be_.grad_norm_guard(g, n_models_);
         update(step_table_.data() + step);
     }

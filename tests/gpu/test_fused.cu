@@ -97,7 +97,8 @@ GradNormGuardModels norm_guard(const NormGuardData& d, int64_t n_params, int64_t
         SumPartsModels{SumPartsFunctor{d.grad_sq, d.parts, n_parts}, 1},
         StepGuardModels{
             StepGuardFunctor{d.guard, d.status, d.sample_loss, n_batch, d.grad_sq, step, false},
-            d.stop, 1, loss_stride, 1}};
+            d.stop, 1, loss_stride, 1},
+        nullptr};
 }
 
 // The default model's gradient size, odd sizes, and a range wider than one
@@ -323,8 +324,12 @@ TEST(FusedKernels, GemmBiasActAndDreluBgradMatchCpu) {
                 const auto w_up_read = operand(w_up), grad_up_read = operand(grad_up);
                 std::vector<float> grad_in(static_cast<size_t>(s.n_out * s.n_batch));
                 std::vector<float> db(static_cast<size_t>(s.n_out));
+                // The references read the GPU's own activation, so its ReLU mask decides which
+                // gradients pass: under tf32 or bf16 a pre-activation within rounding of 0 may
+                // fall on the other side of it on the CPU, and the test compares arithmetic.
+                const std::vector<float> z_gpu = to_host(gpu, d_z);
                 cpu.gemm_drelu_bgrad(one(grad_in.data()), one(db.data()), one(w_up_read.data()),
-                                     one(grad_up_read.data()), one(z.data()),
+                                     one(grad_up_read.data()), one(z_gpu.data()),
                                      Strided<const uint8_t>{}, s.n_out, s.n_batch, n_up, 1);
                 auto d_w_up = to_device(gpu, w_up), d_grad_up = to_device(gpu, grad_up);
                 DeviceBuffer<float> d_grad_in(s.n_out * s.n_batch), d_db(s.n_out);
@@ -337,7 +342,7 @@ TEST(FusedKernels, GemmBiasActAndDreluBgradMatchCpu) {
 
                 // The weight gradient on the side stream, joined back.
                 std::vector<float> dw(static_cast<size_t>(n_up * s.n_out));
-                const auto z_read = operand(z);
+                const auto z_read = operand(z_gpu);
                 cpu.weight_grad(one(dw.data()), one(z_read.data()), one(grad_up_read.data()),
                                 s.n_out, n_up, s.n_batch, 1);
                 DeviceBuffer<float> d_dw(n_up * s.n_out);
@@ -449,12 +454,14 @@ TEST(FusedKernels, BatchOfThreeGemmEpiloguesMatchCpuBatch) {
                                        what + " relu " + std::to_string(relu));
                     if (!relu) continue;
 
-                    // The backward of a layer above: n_up outputs read each model's z.
+                    // The backward of a layer above: n_up outputs read each model's z, the
+                    // GPU's own on both sides (its ReLU mask decides which gradients pass).
+                    const std::vector<float> z_gpu = to_host(gpu, d_z);
                     std::vector<float> grad_in(size_t(k_models * z_stride), 0.0f);
                     std::vector<float> db(size_t(k_models * b_stride), 0.0f);
                     cpu.gemm_drelu_bgrad({grad_in.data(), z_stride}, {db.data(), b_stride},
                                          {w_up_read.data(), w_up_stride},
-                                         {grad_up_read.data(), up_stride}, {z.data(), z_stride},
+                                         {grad_up_read.data(), up_stride}, {z_gpu.data(), z_stride},
                                          Strided<const uint8_t>{}, s.n_out, s.n_batch, n_up,
                                          k_models);
                     DeviceBuffer<float> d_grad_in(k_models * z_stride), d_db(k_models * b_stride);
@@ -470,7 +477,7 @@ TEST(FusedKernels, BatchOfThreeGemmEpiloguesMatchCpuBatch) {
 
                     // The weight gradients on the side stream, joined back.
                     std::vector<float> dw(size_t(k_models * w_up_stride), 0.0f);
-                    const auto z_read = zero_gaps(operand(to_host(gpu, d_z)));
+                    const auto z_read = zero_gaps(operand(z_gpu));
                     cpu.weight_grad({dw.data(), w_up_stride}, {z_read.data(), z_stride},
                                     {grad_up_read.data(), up_stride}, s.n_out, n_up, s.n_batch,
                                     k_models);
@@ -783,7 +790,9 @@ TEST(Bf16Kernels, GemmMatchesCblasOfRoundedOperandsForEveryTranspose) {
 
 // A bf16 GEMM recorded into a graph casts into the scratch reserved up front:
 // one larger than that is refused while recording (nothing may be allocated
-// then), and the backend stays usable.
+// then), and the backend stays usable. Once a graph exists the scratch does not
+// grow outside a recording either (the graph keeps casting into it); a backend
+// that recorded nothing grows it.
 TEST(Bf16Kernels, GemmPastTheReservedScratchIsRefusedWhileRecording) {
     REQUIRE_GPU();
     CudaBackend gpu;
@@ -807,10 +816,50 @@ TEST(Bf16Kernels, GemmPastTheReservedScratchIsRefusedWhileRecording) {
         EXPECT_NE(std::string(e.what()).find("reserve_gemm_operands"), std::string::npos)
             << e.what();
     }
-    // Outside a recording the scratch grows.
-    gpu.gemm(Trans::N, Trans::N, m, n, 4 * k, d_a.data(), m, d_b.data(), 4 * k, d_c.data(), m);
+    try {
+        gpu.gemm(Trans::N, Trans::N, m, n, 4 * k, d_a.data(), m, d_b.data(), 4 * k, d_c.data(), m);
+        FAIL() << "the scratch a recorded graph casts into was reallocated";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("reserve_gemm_operands"), std::string::npos)
+            << e.what();
+    }
+    gpu.run_graph(fits, 0, [] { FAIL() << "a recorded graph was recorded again"; });
     gpu.synchronize();
     EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+
+    CudaBackend fresh;
+    fresh.set_precision(Precision::bf16);
+    fresh.reserve_gemm_operands(64, 64);
+    fresh.gemm(Trans::N, Trans::N, m, n, 4 * k, d_a.data(), m, d_b.data(), 4 * k, d_c.data(), m);
+    fresh.synchronize();
+    EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+}
+
+// A NaN weight in a hidden layer through each path: the step guard fires at the first step
+// and no update is applied. cuBLASLt's ReLU epilogue may turn the NaN pre-activation into 0,
+// which would leave the loss finite on the fused path; the guard's norm counts a non-finite
+// parameter as a non-finite gradient (GradNormGuardModels), so it fires there too.
+TEST(FusedTraining, NanWeightReachesTheGuardOnEveryPath) {
+    REQUIRE_GPU();
+    const Dataset data = test::synthetic_dataset(256, 64, 28, 28, 10);
+    const ModelShape shape({784, 128, 64, 10});
+    for (KernelPath kernels : {KernelPath::generic, KernelPath::fused}) {
+        for (bool graph : {false, true}) {
+            TrainerOptions options;
+            options.batch_size = 64;
+            options.use_graph = graph;
+            options.kernels = kernels;
+            auto t = make_cuda_trainer(shape, data, options, {}, 0, "cuda:0");
+            std::vector<float> params = init_params(shape, 1);
+            params[size_t(shape.weight_offset(1)) + 5] = std::numeric_limits<float>::quiet_NaN();
+            t->set_params(params);
+            const EpochResult r = t->train_epoch(epoch_permutation(256, 1, 0), 0.1f);
+            const std::string what = to_string(kernels) + (graph ? ", graph" : ", stream");
+            EXPECT_EQ(r.first_bad_step, 0) << what;
+            EXPECT_EQ(r.skipped_steps, t->steps_per_epoch()) << what;
+            EXPECT_EQ(t->params().back(), params.back()) << what << ": an update was applied";
+        }
+    }
 }
 
 std::unique_ptr<Trainer> make_trainer(bool cuda, KernelPath kernels, const ModelShape& shape,
