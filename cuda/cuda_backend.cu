@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <climits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cuda/cuda_backend.cuh"
@@ -20,7 +21,14 @@ namespace mlp {
 constexpr size_t k_cublas_workspace_bytes = size_t(32) << 20;
 
 CudaBackend::CudaBackend(int device) : device_(device) {
-    CUDA_CHECK(cudaSetDevice(device));
+    // Everything made here lives on `device`. The caller's device is restored at the end, or,
+    // should a step throw, by restore_device_ once the members made so far are released.
+    int current = device;
+    CUDA_CHECK(cudaGetDevice(&current));
+    if (current != device) {
+        CUDA_CHECK(cudaSetDevice(device));
+        restore_device_.previous = current;
+    }
     cudaDeviceProp prop{};
     CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
     name_ = prop.name;
@@ -51,6 +59,19 @@ CudaBackend::CudaBackend(int device) : device_(device) {
     join_ = Event(join);
     lt_ = std::make_unique<LtMatmul>(cublas_workspace_.data(), k_cublas_workspace_bytes);
     reserve_batch(1);
+    if (restore_device_.previous >= 0) {
+        CUDA_CHECK(cudaSetDevice(std::exchange(restore_device_.previous, -1)));
+    }
+}
+
+CudaBackend::~CudaBackend() {
+    // The members are released after this body, on device_ (cuBLAS handles and streams belong
+    // to it); restore_device_, destroyed last, then makes the caller's device current again.
+    int current = device_;
+    if (cudaGetDevice(&current) == cudaSuccess && current != device_ &&
+        cudaSetDevice(device_) == cudaSuccess) {
+        restore_device_.previous = current;
+    }
 }
 
 static int checked_int(int64_t v, const char* what) {
@@ -118,6 +139,7 @@ static int64_t span_of(int64_t rows, int64_t cols, int64_t ld) {
 
 void CudaBackend::gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* a,
                        int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc) {
+    const DeviceGuard on(device_);
     gemm_on(cublas_.get(), stream_.get(), main_operands_, ta, tb, m, n, k, a, lda, 0, b, ldb, 0, c,
             ldc, 0, 1);
 }
@@ -127,6 +149,7 @@ void CudaBackend::gemm_batched(Trans ta, Trans tb, int64_t m, int64_t n, int64_t
                                int64_t stride_b, float* c, int64_t ldc, int64_t stride_c,
                                int64_t n_models) {
     if (n_models <= 0) return;
+    const DeviceGuard on(device_);
     gemm_on(cublas_.get(), stream_.get(), main_operands_, ta, tb, m, n, k, a, lda, stride_a, b, ldb,
             stride_b, c, ldc, stride_c, n_models);
 }
@@ -199,6 +222,7 @@ void CudaBackend::reserve_gemm_operands(int64_t n_a, int64_t n_b) {
     reserved_a_ = std::max(reserved_a_, n_a);
     reserved_b_ = std::max(reserved_b_, n_b);
     if (!bf16()) return;  // set_precision(bf16) allocates them
+    const DeviceGuard on(device_);
     for (Bf16Operands* ops : {&main_operands_, &side_operands_}) {
         grow_operand(ops->a, reserved_a_);
         grow_operand(ops->b, reserved_b_);
@@ -206,6 +230,7 @@ void CudaBackend::reserve_gemm_operands(int64_t n_a, int64_t n_b) {
 }
 
 void CudaBackend::set_precision(Precision precision) {
+    const DeviceGuard on(device_);
     const bool tf32 = precision == Precision::tf32;
     // bf16 needs no math mode: cublasGemmEx and cuBLASLt take the operand
     // types and CUBLAS_COMPUTE_32F per call.
@@ -230,6 +255,7 @@ void CudaBackend::note_fallback(const std::string& why) {
 
 void CudaBackend::reserve_batch(int64_t n_models) {
     if (n_models <= counter_models_) return;
+    const DeviceGuard on(device_);
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     CUDA_CHECK(cudaStreamIsCapturing(stream_.get(), &capture));
     if (capture != cudaStreamCaptureStatusNone) {
@@ -289,6 +315,7 @@ void CudaBackend::gemm_bias_act(Strided<float> z, Strided<uint8_t> relu_mask,
                                 Strided<const float> bias, bool relu, int64_t n_out,
                                 int64_t n_batch, int64_t n_in, int64_t n_models) {
     if (n_models <= 0) return;
+    const DeviceGuard on(device_);
     // With bf16 the epilogue GEMM reads the cast operands (fp32 bias, D and
     // accumulation); its fallback runs the bf16 GEMM on the same casts.
     CastOperands ops{w.data, x.data};
@@ -324,6 +351,7 @@ void CudaBackend::gemm_drelu_bgrad(Strided<float> grad_in, Strided<float> grad_b
                                    Strided<const uint8_t> relu_mask_in, int64_t n_in,
                                    int64_t n_batch, int64_t n_out, int64_t n_models) {
     if (n_models <= 0) return;
+    const DeviceGuard on(device_);
     const auto written = mask_written_.find(relu_mask_in.data);
     if (written != mask_written_.end() && written->second) {
         CastOperands ops{w.data, grad_z.data};
@@ -357,6 +385,7 @@ void CudaBackend::weight_grad(Strided<float> grad_w, Strided<const float> x,
                               Strided<const float> grad_z, int64_t n_in, int64_t n_out,
                               int64_t n_batch, int64_t n_models) {
     if (n_models <= 0) return;
+    const DeviceGuard on(device_);
     // Nothing on the main stream reads a weight gradient before the join, so
     // the input-gradient chain goes on without waiting for these GEMMs.
     CUDA_CHECK(cudaEventRecord(fork_.get(), stream_.get()));
@@ -370,6 +399,7 @@ void CudaBackend::weight_grad(Strided<float> grad_w, Strided<const float> x,
 
 void CudaBackend::join_side() {
     if (!side_pending_) return;
+    const DeviceGuard on(device_);
     CUDA_CHECK(cudaEventRecord(join_.get(), side_stream_.get()));
     CUDA_CHECK(cudaStreamWaitEvent(stream_.get(), join_.get(), 0));
     side_pending_ = false;
@@ -377,16 +407,19 @@ void CudaBackend::join_side() {
 
 void CudaBackend::bias_grad(Strided<float> grad_bias, Strided<const float> grad_z, int64_t n_out,
                             int64_t n_batch, int64_t n_models) {
+    const DeviceGuard on(device_);
     launch_bias_grad(grad_bias, grad_z, n_out, n_batch, n_models, stream_.get());
 }
 
 void CudaBackend::softmax_xent_bgrad(Strided<float> grad_bias, const SoftmaxXentModels& loss,
                                      int64_t n_batch, int64_t n_models) {
+    const DeviceGuard on(device_);
     launch_softmax_xent_bgrad(grad_bias, counters(Reduction::softmax_xent_bgrad, n_models), loss,
                               n_batch, n_models, stream_.get());
 }
 
 void CudaBackend::grad_norm_guard(const GradNormGuardModels& g, int64_t n_models) {
+    const DeviceGuard on(device_);
     launch_grad_norm_guard(counters(Reduction::grad_norm_guard, n_models), g, n_models,
                            stream_.get());
 }

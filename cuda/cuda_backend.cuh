@@ -4,6 +4,11 @@
 // path also cuBLASLt epilogues, the reductions of cuda/kernels/ and a side
 // stream for the weight gradients. Implements the
 // interface documented in host/train/backend.hpp; compiled by nvcc only.
+//
+// The backend owns its device: every entry point that touches it makes it the
+// thread's current device for the call (DeviceGuard) and restores the caller's,
+// so backends on different GPUs can be used from one thread, and buffers from
+// alloc() land on the backend's device.
 #pragma once
 
 #include <cublas_v2.h>
@@ -17,6 +22,7 @@
 
 #include "cuda/check.hpp"
 #include "cuda/device_buffer.hpp"
+#include "cuda/device_guard.hpp"
 #include "cuda/for_each.cuh"
 #include "cuda/handles.hpp"
 #include "cuda/lt_matmul.hpp"
@@ -44,25 +50,29 @@ public:
     };
 
     explicit CudaBackend(int device = 0);
+    // Releases the streams, handles and buffers on the backend's device.
+    ~CudaBackend();
     CudaBackend(const CudaBackend&) = delete;
     CudaBackend& operator=(const CudaBackend&) = delete;
 
     template <class T>
     Buffer<T> alloc(int64_t n) {
+        const DeviceGuard on(device_);
         return Buffer<T>(n);
     }
     template <class T>
     void copy_to_device(T* dst, const T* h_src, int64_t n) {
         // From pageable memory the copy is staged before the call returns,
         // so h_src may be reused at once.
-        if (n > 0) {
-            CUDA_CHECK(cudaMemcpyAsync(dst, h_src, size_t(n) * sizeof(T), cudaMemcpyHostToDevice,
-                                       stream_.get()));
-        }
+        if (n <= 0) return;
+        const DeviceGuard on(device_);
+        CUDA_CHECK(cudaMemcpyAsync(dst, h_src, size_t(n) * sizeof(T), cudaMemcpyHostToDevice,
+                                   stream_.get()));
     }
     template <class T>
     void copy_to_host(T* h_dst, const T* src, int64_t n) {
         if (n <= 0) return;
+        const DeviceGuard on(device_);
         CUDA_CHECK(cudaMemcpyAsync(h_dst, src, size_t(n) * sizeof(T), cudaMemcpyDeviceToHost,
                                    stream_.get()));
         CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
@@ -80,17 +90,21 @@ public:
     // With bf16, allocates the scratch the operand casts write (main stream
     // and side stream each their own), n_a and n_b values; the Engine calls it
     // after set_precision with its largest operands. A GEMM that outgrows it
-    // outside a capture grows it; inside a capture that is an Error.
+    // grows it outside a capture, until a graph has been recorded on this
+    // backend (the graph keeps casting into it); inside a capture, or once a
+    // graph exists, that is an Error naming the sizes.
     void reserve_gemm_operands(int64_t n_a, int64_t n_b);
 
     template <class F>
     void for_each(int64_t n, const F& f) {
+        const DeviceGuard on(device_);
         launch_for_each(n, f, max_blocks_, stream_.get());
     }
     // One thread per element, as for_each; the row and column come from the
     // flat index (the grid-stride loop keeps consecutive threads on one row).
     template <class F>
     void for_each_2d(int64_t n_rows, int64_t n_cols, const F& f) {
+        const DeviceGuard on(device_);
         launch_for_each(n_rows * n_cols, RowColumn<F>{f, n_cols}, max_blocks_, stream_.get());
     }
 
@@ -98,6 +112,7 @@ public:
     // then replays that key's graph.
     template <class Body>
     void run_graph(Graph& graph, int64_t key, Body&& body) {
+        const DeviceGuard on(device_);
         auto found = graph.execs.find(key);
         if (found == graph.execs.end()) {
             begin_capture();
@@ -113,12 +128,16 @@ public:
         CUDA_CHECK(cudaGraphLaunch(found->second.get(), stream_.get()));
     }
 
-    void synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_.get())); }
+    void synchronize() {
+        const DeviceGuard on(device_);
+        CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+    }
 
     // Events on the stream time the device's work, not the host's queueing;
     // waits for body's work to finish.
     template <class Body>
     double time_seconds(Body&& body) {
+        const DeviceGuard on(device_);
         const Event start = make_event(), stop = make_event();
         CUDA_CHECK(cudaEventRecord(start.get(), stream_.get()));
         body();
@@ -130,6 +149,7 @@ public:
     }
 
     cudaStream_t stream() const { return stream_.get(); }
+    int device() const { return device_; }
     const std::string& device_name() const { return name_; }
 
     // The fused path's operations, each over a batch of n_models models;
@@ -207,6 +227,16 @@ private:
     void abort_capture();
     GraphExec end_capture();
 
+    // Declared first, so destroyed last: the constructor and the destructor make device_
+    // current while the members are made and released, and leave here the caller's device,
+    // restored after the last member (on an exception from the constructor too).
+    struct RestoreDevice {
+        int previous = -1;  // -1: nothing to restore
+        ~RestoreDevice() {
+            if (previous >= 0) (void)cudaSetDevice(previous);  // a destructor cannot report
+        }
+    };
+    RestoreDevice restore_device_;
     int device_ = 0;
     int max_blocks_ = 0;
     std::string name_;

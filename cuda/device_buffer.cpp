@@ -26,4 +26,20 @@ void* device_alloc(size_t n_bytes) {
                     ") failed: " + cudaGetErrorString(status) + detail);
 }
 
+int allocation_device(size_t n_bytes) {
+    int device = 0;
+    if (n_bytes > 0) CUDA_CHECK(cudaGetDevice(&device));
+    return device;
+}
+
+void device_free(void* p, int device) noexcept {
+    // cudaFree runs with the memory's own device current, then the caller's is restored.
+    // Statuses are dropped: a destructor cannot report them.
+    int current = device;
+    const bool switched = cudaGetDevice(&current) == cudaSuccess && current != device &&
+                          cudaSetDevice(device) == cudaSuccess;
+    (void)cudaFree(p);
+    if (switched) (void)cudaSetDevice(current);
+}
+
 }  // namespace mlp

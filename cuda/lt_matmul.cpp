@@ -129,14 +129,18 @@ struct BatchAttributes {
     }
 };
 
+// The GEMM a fallback's reason names: epilogue, shape, batch and operand type.
+static std::string describe(const LtGemm& g) {
+    return std::string(to_string(g.epilogue)) + " GEMM " + std::to_string(g.m) + " x " +
+           std::to_string(g.n) + " x " + std::to_string(g.k) +
+           (g.batch_count > 1 ? ", batch of " + std::to_string(g.batch_count) + " models" : "") +
+           (g.bf16 ? " (bf16 operands)" : "");
+}
+
 std::unique_ptr<LtMatmul::Plan> LtMatmul::make_plan(const LtGemm& g) const {
     auto plan = std::make_unique<Plan>();
     const bool batched = g.batch_count > 1;
-    const std::string shape =
-        std::string(to_string(g.epilogue)) + " GEMM " + std::to_string(g.m) + " x " +
-        std::to_string(g.n) + " x " + std::to_string(g.k) +
-        (batched ? ", batch of " + std::to_string(g.batch_count) + " models" : "") +
-        (g.bf16 ? " (bf16 operands)" : "");
+    const std::string shape = describe(g);
     const bool relu_mask = g.epilogue != LtEpilogue::bias;
     if (relu_mask && (!g.aux || g.aux_ld % 128 != 0 || g.aux_ld < g.m)) {
         plan->why = shape +
@@ -272,8 +276,29 @@ bool LtMatmul::run(const LtGemm& g, cudaStream_t stream, std::string* why) {
                   batched ? g.stride_d : 0,
                   batched ? g.stride_bias : 0,
                   batched ? g.stride_aux_bytes : 0};
+    // The heuristic's algorithm is not guaranteed to run (cublasLt.h), and a call that fails
+    // while the stream is being captured cannot be taken back: the capture may be broken, and
+    // the generic kernels can no longer stand in. So plans are made only outside a capture,
+    // and run at once, by the call that made them: a usable plan has run. A GEMM with no plan
+    // yet while capturing is left out of that recording (the generic kernels are recorded
+    // instead); its plan is made at its next call outside a capture. Engine runs every pass
+    // once before recording it, so its recordings find every plan made.
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+    const bool capturing = capture != cudaStreamCaptureStatusNone;
     auto it = plans_.find(key);
-    if (it == plans_.end()) it = plans_.emplace(key, make_plan(g)).first;
+    if (it == plans_.end()) {
+        if (capturing) {
+            if (why) {
+                *why = describe(g) +
+                       ": first needed while a graph was being recorded, where a failing "
+                       "cuBLASLt call could not fall back (run the pass once before recording "
+                       "it)";
+            }
+            return false;
+        }
+        it = plans_.emplace(key, make_plan(g)).first;
+    }
     Plan& plan = *it->second;
     if (!plan.usable) {
         if (why) *why = plan.why;
@@ -284,19 +309,16 @@ bool LtMatmul::run(const LtGemm& g, cudaStream_t stream, std::string* why) {
         handle_.get(), plan.desc.get(), &one, g.a, plan.a.get(), g.b, plan.b.get(), &zero, g.d,
         plan.d.get(), g.d, plan.d.get(), &plan.algo, d_workspace_, workspace_bytes_, stream);
     if (status == CUBLAS_STATUS_SUCCESS) return true;
-    // The heuristic's algorithm is not guaranteed to run (cublasLt.h). Outside a capture the
-    // call queued nothing: the plan is dropped with its reason and the caller runs the generic
-    // kernels, now and from then on. Inside a capture the recording is broken, so the error
-    // stands; the engine runs every pass once before recording it, so that a plan's first call
-    // is not made there.
-    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
-    if (capture != cudaStreamCaptureStatusNone) CUBLASLT_CHECK(status);
+    // Inside a capture the plan has run before, with these operands' layouts and alignments:
+    // a failure there is not the algorithm's, and it stands.
+    if (capturing) CUBLASLT_CHECK(status);
+    // Outside a capture the caller's generic kernels overwrite whatever the failed call may
+    // have written, now and from then on. A launch error it left is not sticky (a sticky one
+    // fails the next checked call anyway), so it is cleared for the launches that follow,
+    // which check cudaGetLastError.
+    (void)cudaGetLastError();
     plan.usable = false;
-    plan.why = std::string(to_string(g.epilogue)) + " GEMM " + std::to_string(g.m) + " x " +
-               std::to_string(g.n) + " x " + std::to_string(g.k) +
-               (batched ? " (batch of " + std::to_string(g.batch_count) + ")" : std::string()) +
-               ": cublasLtMatmul failed with the heuristic's algorithm (" +
+    plan.why = describe(g) + ": cublasLtMatmul failed with the heuristic's algorithm (" +
                cublasLtGetStatusName(status) + ")";
     if (why) *why = plan.why;
     return false;

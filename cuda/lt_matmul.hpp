@@ -9,6 +9,15 @@
 // has no algorithm for is remembered with the reason, and the caller runs the
 // generic kernels instead.
 //
+// The heuristic's algorithm may still fail to run, and inside a graph
+// capture a failed call cannot fall back. So a plan is made only outside a
+// capture and run at once: failing there, it is dropped with its reason and
+// the caller falls back, as for a shape without an algorithm. A GEMM without
+// a plan while its stream is capturing answers false for that call (the
+// recording gets the generic kernels); its plan is made at its next call
+// outside a capture. Engine runs every pass once before recording it, so its
+// recordings find every plan made.
+//
 // A batch of models runs as one strided-batched GEMM: model i's A, B, D, bias
 // and ReLU mask start i strides after model 0's. A batch of one sets none of
 // the batch attributes, so its plan is the single GEMM's.
@@ -90,7 +99,10 @@ public:
     void set_tf32(bool tf32) { tf32_ = tf32; }
 
     // Queues the GEMM on `stream` and returns true; or returns false and says
-    // why in *why when cuBLASLt cannot run it (nothing is queued then).
+    // why in *why when cuBLASLt cannot run it (no algorithm, a failed call
+    // outside a capture, or no plan yet while `stream` is capturing); the
+    // caller then runs the generic kernels, which overwrite whatever a failed
+    // call wrote.
     bool run(const LtGemm& g, cudaStream_t stream, std::string* why);
 
     int64_t n_plans() const { return int64_t(plans_.size()); }

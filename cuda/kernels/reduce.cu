@@ -3,16 +3,30 @@
 // cross-entropy with the output layer's bias gradient; each over a batch of
 // models, one row of the grid (blockIdx.y) per model.
 //
-// Every sum has a fixed shape (each thread's strided loop, then a warp
-// shuffle tree, then a tree over the block's warps), and a kernel that needs
-// a grid-wide total lets the last block to finish add the per-block parts in
-// index order. Which block is last varies from run to run, but what it adds
-// and in what order does not: no atomics touch values, only a counter, so the
-// results repeat bit for bit on one device. atomicInc wraps the counter back
-// to 0 on the last block, ready for the next launch or graph replay. A model's
-// blocks, sums and counter are the ones it has alone, whatever the batch
-// around it, so the batch does not change its bits.
+// Every sum has a fixed shape, and a kernel that needs a grid-wide total lets
+// the last block to finish add the per-block parts in index order. Which
+// block is last varies from run to run, but what it adds and in what order
+// does not: no atomics touch values, only a counter, so the results repeat
+// bit for bit on one device. atomicInc wraps the counter back to 0 on the last
+// block, ready for the next launch or graph replay. A model's blocks, sums and
+// counter are the ones it has alone, whatever the batch around it, so the
+// batch does not change its bits.
+//
+// Inside a block the sums are CUB's where CUB has them, with algorithms whose
+// order is fixed for a fixed block size (CUB's collectives use no atomics):
+//   - grad_norm_guard's norm, its parts' total and the batch's loss: each
+//     thread's strided loop, then cub::BlockReduce over the 256 threads with
+//     BLOCK_REDUCE_WARP_REDUCTIONS (a shuffle tree in each warp, then thread
+//     0 adds the 8 warps' sums in warp order);
+//   - the bias gradient: 32 rows' strided loops over the samples, then
+//     cub::WarpReduce (a shuffle tree) over a column's 32 row sums;
+//   - the softmax's bias gradient: lanes of rows per column, then one thread
+//     per column adds its lanes in order (a column-wise sum over part of a
+//     block, which CUB does not offer).
 #include <cuda_runtime.h>
+
+#include <cub/block/block_reduce.cuh>
+#include <cub/warp/warp_reduce.cuh>
 
 #include <algorithm>
 #include <string>
@@ -29,29 +43,23 @@ namespace {
 constexpr int k_reduce_threads = 256;
 constexpr int k_softmax_threads = 128;
 constexpr int k_column_tile = 32;  // columns per block of the bias gradient, one per lane
-constexpr unsigned k_full_mask = 0xffffffffu;
+
+// The sum over a k_reduce_threads block: the warp-reductions algorithm is the
+// lower-latency one for a block that does little else, and its order depends
+// on the block size only.
+using BlockSum = cub::BlockReduce<float, k_reduce_threads, cub::BLOCK_REDUCE_WARP_REDUCTIONS>;
+// The sum over a full warp (a shuffle tree).
+using WarpSum = cub::WarpReduce<float>;
 
 // ----------------------------------------------------------------------------
 // kernels
 
-// Lane 0 ends with the sum of the warp's 32 values.
-__device__ float warp_sum(float v) {
-#pragma unroll
-    for (int offset = 16; offset > 0; offset /= 2) v += __shfl_down_sync(k_full_mask, v, offset);
-    return v;
-}
-
-// Thread 0 ends with the sum over a one-dimensional block whose size is a
-// multiple of 32. Every thread must call it.
-__device__ float block_sum(float v) {
-    __shared__ float warp_sums[32];
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    v = warp_sum(v);
-    if (lane == 0) warp_sums[warp] = v;
+// Thread 0 ends with the sum over the block; every thread must call it, and
+// `temp` is free for the next call when it returns.
+__device__ float block_sum(BlockSum::TempStorage& temp, float v) {
+    const float total = BlockSum(temp).Sum(v);
     __syncthreads();
-    if (warp == 0) v = warp_sum(lane < int(blockDim.x / 32) ? warp_sums[lane] : 0.0f);
-    __syncthreads();  // warp_sums is free for the next call
-    return v;
+    return total;
 }
 
 // Called by every thread after its block's writes: true in the block that
@@ -68,6 +76,7 @@ __device__ bool is_last_block(uint32_t* counter) {
 
 __global__ void __launch_bounds__(k_reduce_threads)
     grad_norm_guard_kernel(uint32_t* counters, GradNormGuardModels g) {
+    __shared__ BlockSum::TempStorage temp;
     const int64_t model = blockIdx.y;
     const SquaredNormPartsFunctor norm = g.norm.row(model);
     const int64_t chunk = ceil_div<int64_t>(norm.n, gridDim.x);
@@ -81,17 +90,17 @@ __global__ void __launch_bounds__(k_reduce_threads)
         acc += norm.x[i] * norm.x[i];
         if (params && !is_finite(params[i])) acc = params[i];
     }
-    const float block_total = block_sum(acc);
+    const float block_total = block_sum(temp, acc);
     if (threadIdx.x == 0) norm.parts[blockIdx.x] = block_total;
     if (!is_last_block(counters + model)) return;
 
     float part = 0.0f;
     for (int j = threadIdx.x; j < int(gridDim.x); j += blockDim.x) part += __ldcg(norm.parts + j);
-    const float total = block_sum(part);
+    const float total = block_sum(temp, part);
     const StepGuardFunctor guard = g.guard.row(model);
     float loss = 0.0f;
     for (int64_t i = threadIdx.x; i < guard.n_batch; i += blockDim.x) loss += guard.sample_loss[i];
-    const float loss_sum = block_sum(loss);
+    const float loss_sum = block_sum(temp, loss);
     if (threadIdx.x == 0) {
         *g.sum.row(model).out = total;
         write_step_status(guard.guard, guard.status, loss_sum, total, guard.step, guard.stop);
@@ -100,11 +109,12 @@ __global__ void __launch_bounds__(k_reduce_threads)
 
 // A 32 x 32 block per 32 columns of one model: lane x reads column x
 // (coalesced along the sample-contiguous rows), row y sums samples y, y + 32,
-// ...; the 32 row sums of a column are then added by one warp's shuffle tree.
+// ...; the 32 row sums of a column are then added by one warp (WarpSum).
 __global__ void __launch_bounds__(k_column_tile* k_column_tile)
     bias_grad_kernel(float* grad_bias, int64_t grad_bias_stride, const float* grad_z,
                      int64_t grad_z_stride, int64_t n_out, int64_t n_batch) {
     __shared__ float sums[k_column_tile][k_column_tile + 1];  // +1: the transposed read
+    __shared__ WarpSum::TempStorage warp_temp[k_column_tile];
     grad_bias += int64_t(blockIdx.y) * grad_bias_stride;
     grad_z += int64_t(blockIdx.y) * grad_z_stride;
     const int64_t j = int64_t(blockIdx.x) * k_column_tile + threadIdx.x;
@@ -114,8 +124,9 @@ __global__ void __launch_bounds__(k_column_tile* k_column_tile)
     }
     sums[threadIdx.y][threadIdx.x] = acc;
     __syncthreads();
-    // Warp y adds the row sums of column y of the tile.
-    const float total = warp_sum(sums[threadIdx.x][threadIdx.y]);
+    // Warp y (the threads of row y: x runs fastest) adds the row sums of column y of the
+    // tile; lane 0 ends with the total.
+    const float total = WarpSum(warp_temp[threadIdx.y]).Sum(sums[threadIdx.x][threadIdx.y]);
     const int64_t column = int64_t(blockIdx.x) * k_column_tile + threadIdx.y;
     if (threadIdx.x == 0 && column < n_out) grad_bias[column] = total;
 }

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <random>
 #include <regex>
 #include <sstream>
@@ -135,6 +136,110 @@ TEST(CudaMemory, OutOfMemoryNamesTheSize) {
         EXPECT_THAT(e.what(), ::testing::HasSubstr("17592186044416 bytes"));
         EXPECT_THAT(e.what(), ::testing::HasSubstr("cudaMalloc"));
     }
+}
+
+std::vector<float> random_floats(int64_t n, uint64_t seed) {
+    Rng rng(seed, 99);
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) x = float(rng.normal());
+    return v;
+}
+
+int current_device() {
+    int device = -1;
+    EXPECT_EQ(cudaGetDevice(&device), cudaSuccess);
+    return device;
+}
+
+int device_of(const void* p) {
+    cudaPointerAttributes attributes{};
+    EXPECT_EQ(cudaPointerGetAttributes(&attributes, p), cudaSuccess);
+    return attributes.device;
+}
+
+// Buffers remember the device they were allocated on, the backend's for alloc(), and the
+// backend's calls leave the thread's current device as they found it.
+TEST(CudaDevices, BuffersLandOnTheBackendsDevice) {
+    REQUIRE_GPU();
+    const int before = current_device();
+    CudaBackend gpu(0);
+    EXPECT_EQ(gpu.device(), 0);
+    auto d = gpu.alloc<float>(1000);
+    EXPECT_EQ(d.device(), 0);
+    EXPECT_EQ(device_of(d.data()), 0);
+    gpu.copy_to_device(d.data(), std::vector<float>(1000, 1.0f).data(), 1000);
+    gpu.synchronize();
+    EXPECT_EQ(current_device(), before);
+}
+
+// Two backends on two devices driven from one thread, each call made while the other device
+// is current: the buffers, GEMMs, recordings, timings and trainers of each stay on its own
+// device, and the thread's current device is the caller's after every call.
+TEST(CudaDevices, TwoBackendsOnTwoDevicesDoNotCross) {
+    REQUIRE_GPU();
+    int n_devices = 0;
+    ASSERT_EQ(cudaGetDeviceCount(&n_devices), cudaSuccess);
+    if (n_devices < 2) GTEST_SKIP() << "one CUDA device here; this test needs two";
+    const int64_t m = 37, n = 33, k = 20;
+    const std::vector<float> a = random_floats(m * k, 1), b = random_floats(k * n, 2);
+    std::vector<float> want(size_t(m * n));
+    CpuBackend().gemm(Trans::N, Trans::N, m, n, k, a.data(), m, b.data(), k, want.data(), m);
+    ASSERT_EQ(cudaSetDevice(1), cudaSuccess);
+    auto gpu0 = std::make_unique<CudaBackend>(0);
+    EXPECT_EQ(current_device(), 1);
+    ASSERT_EQ(cudaSetDevice(0), cudaSuccess);
+    auto gpu1 = std::make_unique<CudaBackend>(1);
+    EXPECT_EQ(current_device(), 0);
+    CudaBackend* backends[2] = {gpu0.get(), gpu1.get()};
+    for (int device : {0, 1}) {
+        CudaBackend& be = *backends[device];
+        const int other = 1 - device;
+        ASSERT_EQ(cudaSetDevice(other), cudaSuccess);
+        auto d_a = be.alloc<float>(m * k), d_b = be.alloc<float>(k * n);
+        auto d_c = be.alloc<float>(m * n);
+        EXPECT_EQ(device_of(d_a.data()), device);
+        EXPECT_EQ(d_c.device(), device);
+        be.copy_to_device(d_a.data(), a.data(), m * k);
+        be.copy_to_device(d_b.data(), b.data(), k * n);
+        const auto gemm = [&] {
+            be.gemm(Trans::N, Trans::N, m, n, k, d_a.data(), m, d_b.data(), k, d_c.data(), m);
+        };
+        gemm();
+        std::vector<float> got(size_t(m * n));
+        be.copy_to_host(got.data(), d_c.data(), m * n);
+        EXPECT_LT(test::normalised_error(got, want), 1e-5) << "device " << device;
+        CudaBackend::Graph graph;
+        be.copy_to_device(d_c.data(), std::vector<float>(size_t(m * n), 0.0f).data(), m * n);
+        be.run_graph(graph, 0, gemm);
+        be.copy_to_host(got.data(), d_c.data(), m * n);
+        EXPECT_LT(test::normalised_error(got, want), 1e-5) << "device " << device << ", graph";
+        EXPECT_GE(be.time_seconds(gemm), 0.0);
+        EXPECT_EQ(current_device(), other) << "after device " << device << "'s calls";
+    }
+    // Each released while the other device is current (device 0 is, after the loop).
+    gpu1.reset();
+    EXPECT_EQ(current_device(), 0);
+    ASSERT_EQ(cudaSetDevice(1), cudaSuccess);
+    gpu0.reset();
+    EXPECT_EQ(current_device(), 1);
+    EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+
+    // A trainer on device 1, made and trained while device 0 is current, trains as one on
+    // device 0 does (to float tolerance: the two cards need not be the same model).
+    const Dataset data = test::synthetic_dataset(640, 64, 28, 28, 10);
+    const ModelShape shape({784, 128, 64, 10});
+    std::vector<float> params[2];
+    for (int device : {1, 0}) {
+        ASSERT_EQ(cudaSetDevice(1 - device), cudaSuccess);
+        TrainerOptions options;
+        auto t =
+            make_cuda_trainer(shape, data, options, {}, device, "cuda:" + std::to_string(device));
+        t->set_params(init_params(shape, 42));
+        t->train_epoch(epoch_permutation(640, 42, 0), 0.1f);
+        params[device] = t->params();
+        EXPECT_EQ(current_device(), 1 - device);
+    }
+    EXPECT_LT(test::normalised_error(params[1], params[0]), 1e-5);
 }
 
 std::unique_ptr<Trainer> trainer_on(bool cuda, const ModelShape& shape, const Dataset& data,

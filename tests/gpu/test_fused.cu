@@ -835,31 +835,94 @@ TEST(Bf16Kernels, GemmPastTheReservedScratchIsRefusedWhileRecording) {
     EXPECT_EQ(cudaGetLastError(), cudaSuccess);
 }
 
-// A NaN weight in a hidden layer through each path: the step guard fires at the first step
-// and no update is applied. cuBLASLt's ReLU epilogue may turn the NaN pre-activation into 0,
-// which would leave the loss finite on the fused path; the guard's norm counts a non-finite
-// parameter as a non-finite gradient (GradNormGuardModels), so it fires there too.
+// A NaN weight in each hidden layer through each path (fp32): the step guard fires at the
+// first step and no update is applied. cuBLASLt's ReLU epilogue may turn the NaN
+// pre-activation into 0 with its mask bit clear. In layer 1 the NaN still reaches the
+// gradient through the input-gradient GEMM (W^T dZ); in layer 0, whose input gradient is not
+// computed, nothing else carries it, and the loss and every gradient would stay finite. The
+// guard's norm counts a non-finite parameter as a non-finite gradient (GradNormGuardModels),
+// so it fires there too, as the generic path's NaN-keeping ReLU makes it fire through the loss.
 TEST(FusedTraining, NanWeightReachesTheGuardOnEveryPath) {
     REQUIRE_GPU();
     const Dataset data = test::synthetic_dataset(256, 64, 28, 28, 10);
     const ModelShape shape({784, 128, 64, 10});
-    for (KernelPath kernels : {KernelPath::generic, KernelPath::fused}) {
-        for (bool graph : {false, true}) {
-            TrainerOptions options;
-            options.batch_size = 64;
-            options.use_graph = graph;
-            options.kernels = kernels;
-            auto t = make_cuda_trainer(shape, data, options, {}, 0, "cuda:0");
-            std::vector<float> params = init_params(shape, 1);
-            params[size_t(shape.weight_offset(1)) + 5] = std::numeric_limits<float>::quiet_NaN();
-            t->set_params(params);
-            const EpochResult r = t->train_epoch(epoch_permutation(256, 1, 0), 0.1f);
-            const std::string what = to_string(kernels) + (graph ? ", graph" : ", stream");
-            EXPECT_EQ(r.first_bad_step, 0) << what;
-            EXPECT_EQ(r.skipped_steps, t->steps_per_epoch()) << what;
-            EXPECT_EQ(t->params().back(), params.back()) << what << ": an update was applied";
+    for (int layer : {0, 1}) {
+        for (KernelPath kernels : {KernelPath::generic, KernelPath::fused}) {
+            for (bool graph : {false, true}) {
+                TrainerOptions options;
+                options.batch_size = 64;
+                options.use_graph = graph;
+                options.kernels = kernels;
+                auto t = make_cuda_trainer(shape, data, options, {}, 0, "cuda:0");
+                std::vector<float> params = init_params(shape, 1);
+                params[size_t(shape.weight_offset(layer)) + 5] =
+                    std::numeric_limits<float>::quiet_NaN();
+                t->set_params(params);
+                const EpochResult r = t->train_epoch(epoch_permutation(256, 1, 0), 0.1f);
+                const std::string what = "layer " + std::to_string(layer) + ", " +
+                                         to_string(kernels) + (graph ? ", graph" : ", stream");
+                EXPECT_EQ(r.first_bad_step, 0) << what;
+                EXPECT_EQ(r.skipped_steps, t->steps_per_epoch()) << what;
+                const std::vector<float> after = t->params();
+                ASSERT_EQ(after.size(), params.size());
+                EXPECT_EQ(0,
+                          std::memcmp(after.data(), params.data(), params.size() * sizeof(float)))
+                    << what << ": an update was applied";
+            }
         }
     }
+}
+
+// A cuBLASLt plan's first call is made outside a recording, where a failing one can still
+// fall back (cuda/lt_matmul.hpp): an epilogue GEMM first met while recording is recorded as
+// the generic kernels (with the reason among the fallbacks; they write no ReLU mask), and
+// once it has run outside a recording a later recording runs cuBLASLt, which writes the mask
+// on replay. Both graphs compute the same activation.
+TEST(FusedGraph, EpilogueFirstMetWhileRecordingIsRecordedAsTheGenericKernels) {
+    REQUIRE_GPU();
+    CudaBackend gpu;
+    CpuBackend cpu;
+    const LayerShape s{128, 64, 784};
+    const auto w = random_floats(s.n_out * s.n_in, 1, 0.1f);
+    const auto x = random_floats(s.n_in * s.n_batch, 2);
+    const auto bias = random_floats(s.n_out, 3);
+    std::vector<float> z(size_t(s.n_out * s.n_batch));
+    cpu.gemm_bias_act(one(z.data()), Strided<uint8_t>{}, one(w.data()), one(x.data()),
+                      one(bias.data()), true, s.n_out, s.n_batch, s.n_in, 1);
+    auto d_w = to_device(gpu, w), d_x = to_device(gpu, x), d_b = to_device(gpu, bias);
+    DeviceBuffer<float> d_z(s.n_out * s.n_batch);
+    const std::vector<uint8_t> no_mask(size_t(gpu.relu_mask_bytes(s.n_out, s.n_batch)), 0);
+    auto d_mask = to_device(gpu, no_mask);
+    const auto forward = [&] {
+        gpu.gemm_bias_act(one(d_z.data()), one(d_mask.data()), one<const float>(d_w.data()),
+                          one<const float>(d_x.data()), one<const float>(d_b.data()), true, s.n_out,
+                          s.n_batch, s.n_in, 1);
+    };
+    CudaBackend::Graph first, second;
+    gpu.run_graph(first, 0, forward);  // records, then replays
+    EXPECT_LT(test::normalised_error(to_host(gpu, d_z), z), 1e-5);
+    EXPECT_EQ(to_host(gpu, d_mask), no_mask) << "cuBLASLt ran a plan first met while recording";
+    bool noted = false;
+    for (const std::string& why : gpu.fused_fallbacks()) {
+        noted = noted || why.find("while a graph was being recorded") != std::string::npos;
+    }
+    EXPECT_TRUE(noted) << "no fallback names the recording";
+
+    forward();
+    EXPECT_LT(test::normalised_error(to_host(gpu, d_z), z), 1e-5);
+    EXPECT_NE(to_host(gpu, d_mask), no_mask) << "cuBLASLt did not run outside a recording";
+    print_fallbacks(gpu);
+
+    gpu.copy_to_device(d_mask.data(), no_mask.data(), int64_t(no_mask.size()));
+    gpu.run_graph(second, 0, forward);
+    EXPECT_LT(test::normalised_error(to_host(gpu, d_z), z), 1e-5);
+    EXPECT_NE(to_host(gpu, d_mask), no_mask) << "the tried plan was not recorded";
+
+    // The first graph keeps its generic kernels.
+    gpu.copy_to_device(d_mask.data(), no_mask.data(), int64_t(no_mask.size()));
+    gpu.run_graph(first, 0, [] { FAIL() << "a recorded graph was recorded again"; });
+    EXPECT_LT(test::normalised_error(to_host(gpu, d_z), z), 1e-5);
+    EXPECT_EQ(to_host(gpu, d_mask), no_mask);
 }
 
 std::unique_ptr<Trainer> make_trainer(bool cuda, KernelPath kernels, const ModelShape& shape,
