@@ -340,9 +340,9 @@ void CudaBackend::gemm_bias_act(Strided<float> z, Strided<uint8_t> relu_mask,
         gemm_batched(Trans::T, Trans::N, n_out, n_batch, n_in, w.data, n_in, w.stride, x.data, n_in,
                      x.stride, z.data, n_out, z.stride, n_models);
     }
-    const BiasActFunctor f{z.data, bias.data, n_out, relu};
-    if (n_models == 1) return for_each_2d(n_batch, n_out, f);
-    for_each_2d(n_models * n_batch, n_out, BiasActModels{f, n_batch, z.stride, bias.stride});
+    for_each_2d(n_models * n_batch, n_out,
+                BiasActModels{BiasActFunctor{z.data, bias.data, n_out, relu}, n_batch, z.stride,
+                              bias.stride});
 }
 
 void CudaBackend::gemm_drelu_bgrad(Strided<float> grad_in, Strided<float> grad_bias_in,
@@ -371,13 +371,9 @@ void CudaBackend::gemm_drelu_bgrad(Strided<float> grad_in, Strided<float> grad_b
     // With bf16 this casts afresh: a fallback, not the path worth saving a cast on.
     gemm_batched(Trans::N, Trans::N, n_in, n_batch, n_out, w.data, n_in, w.stride, grad_z.data,
                  n_out, grad_z.stride, grad_in.data, n_in, grad_in.stride, n_models);
-    const ReluBackwardFunctor f{grad_in.data, activation_in.data};
-    if (n_models == 1) {
-        for_each(n_batch * n_in, f);
-    } else {
-        for_each_2d(n_models, n_batch * n_in,
-                    ReluBackwardModels{f, grad_in.stride, activation_in.stride});
-    }
+    for_each_2d(n_models, n_batch * n_in,
+                ReluBackwardModels{ReluBackwardFunctor{grad_in.data, activation_in.data},
+                                   grad_in.stride, activation_in.stride});
     bias_grad(grad_bias_in, grad_in, n_in, n_batch, n_models);
 }
 
