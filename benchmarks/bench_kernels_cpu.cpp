@@ -6,17 +6,17 @@
 //
 //   mlptrain-bench-kernels-cpu [--benchmark_filter=REGEX] [--benchmark_format=json]
 #include <benchmark/benchmark.h>
-#include <cblas.h>
 
 #include "benchmarks/kernel_cases.hpp"
 #include "host/cpu/cpu_backend.hpp"
+#include "host/cpu/gemm_library.hpp"
 #include "host/cpu/thread_policy.hpp"
 
 namespace mlp {
 
-// The thread count the CPU trainer picks for this batch.
-static void use_trainer_threads(int64_t batch) {
-    apply_cpu_threads(batch, 0);
+// The thread count the CPU trainer picks (the same at every batch size).
+static void use_trainer_threads(int64_t) {
+    apply_cpu_threads(0);
 }
 
 static int bench_main(int argc, char** argv) {
@@ -25,8 +25,8 @@ static int bench_main(int argc, char** argv) {
     CpuBackend backend;
     bench::register_kernel_benchmarks<CpuBackend, cases::NaiveBackend>(
         [&](std::string*) { return &backend; }, use_trainer_threads);
-    benchmark::AddCustomContext(
-        "backend", "cpu (OpenMP functors, OpenBLAS " + std::string(openblas_get_config()) + ")");
+    benchmark::AddCustomContext("backend", "cpu (OpenMP functors, " + gemm_library().name + ", " +
+                                               gemm_library().kernels + " kernels)");
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
     return 0;

@@ -21,7 +21,6 @@
 // epoch order), timed the same way: the epoch time of all N, the throughput in
 // model-samples/s (N x samples/s), and the ratio of that epoch time to the one
 // model trained alone just before, in the same run.
-#include <cblas.h>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -43,6 +42,7 @@
 #include "host/cli/cli.hpp"
 #include "host/config/names.hpp"
 #include "host/config/train_config.hpp"
+#include "host/cpu/gemm_library.hpp"
 #include "host/data/data_source.hpp"
 #include "host/device/device.hpp"
 #include "host/model/model.hpp"
@@ -116,9 +116,9 @@ static BenchResult run_config(const BenchConfig& config, const DeviceChoice& dev
     BenchResult r;
     r.batch_size = batch_size;
     r.device_name = trainer->device_name();
-    // The CPU trainer sets the process-wide OpenBLAS count from the batch size;
+    // The CPU trainer sets the process-wide OpenMP thread count;
     // reading it back reports what this configuration really ran with.
-    r.threads = device.cuda ? 0 : openblas_get_num_threads();
+    r.threads = device.cuda ? 0 : omp_threads();
     out << "batch " << batch_size << " on " << r.device_name << "\n";
 
     const int64_t n_train = trainer->n_train();
@@ -163,7 +163,6 @@ static BenchResult run_batched_config(const BenchConfig& config, const DeviceCho
     options.use_graph = config.use_graph;
     options.cpu_threads = config.threads;
     const std::vector<OptimizerConfig> optimizers(size_t(n_models), config.optimizer);
-    options.spread_models = true;
     auto batch = make_trainer(device, shape, data, options, optimizers);
     for (int64_t k = 0; k < n_models; ++k) {
         batch->set_params(k, init_params(shape, config.seed + uint64_t(k)));
@@ -253,7 +252,9 @@ static nlohmann::json result_json(const BenchConfig& config, const DeviceChoice&
             {"lr", config.lr},
             {"seed", config.seed},
             {"timer", device.cuda ? "cuda-events" : "steady-clock"},
-            {"versions", {{"mlptrain", MLPTRAIN_VERSION}, {"openblas", openblas_get_config()}}}};
+            {"versions",
+             {{"mlptrain", MLPTRAIN_VERSION},
+              {"gemm_library", gemm_library().name + ", " + gemm_library().kernels + " kernels"}}}};
 }
 
 static void print_table(const std::vector<BenchResult>& results, int64_t n_timed,
@@ -341,7 +342,7 @@ static int bench_main(int argc, char** argv) {
         ->check(CLI::Range(int64_t(0), int64_t(1000)))
         ->capture_default_str();
     app.add_option("--threads", config.threads,
-                   "CPU threads (0: the trainer's choice, one below batch 1024, else all cores)")
+                   "CPU threads (0: the trainer's choice, one per core)")
         ->check(CLI::NonNegativeNumber);
     app.add_flag("!--no-graph", config.use_graph,
                  "launch every step instead of replaying a recorded epoch");

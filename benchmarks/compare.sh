@@ -27,10 +27,9 @@
 # up the baselines' virtual environment (benchmarks/baselines/setup_venv.sh). A baseline
 # that cannot run says why in one "SKIP" line, listed under the table.
 #
-# Fairness on the CPU: mlptrain's CPU backend picks its thread count from the batch size
-# (one below 1024, all cores from 1024 on; see host/cpu/cpu_trainer.cpp); every baseline of a
-# configuration gets the same count (OMP/OPENBLAS/MKL_NUM_THREADS, torch.set_num_threads),
-# shown in the table's threads column. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, which some
+# Fairness on the CPU: mlptrain's CPU backend runs one thread per core at every batch size
+# (host/cpu/thread_policy.hpp); every baseline of a configuration gets the same count
+# (OMP/OPENBLAS/MKL_NUM_THREADS, torch.set_num_threads), shown in the table's threads column. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, which some
 # machines set for old OpenBLAS builds and which slow the NumPy wheel's current OpenBLAS,
 # are unset for the NumPy runs only (said in the table's notes when they were set).
 set -euo pipefail

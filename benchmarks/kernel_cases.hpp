@@ -1,8 +1,8 @@
 // The kernel micro-benchmarks, written once over the backend interface
 // (host/train/backend.hpp) like the training step itself: the timed cases of
 // the case table (tests/backend_cases.hpp), every functor launch and every
-// GEMM shape of one default training step (784-128-64-10), at batch 64 and
-// 1024, through the production Backend::for_each and Backend::gemm. The GPU
+// GEMM shape of one default training step (784-128-64-10), at batch 64, 256,
+// 1024 and 8192, through the production Backend::for_each and Backend::gemm. The GPU
 // tests check the same table, untimed variants included.
 //
 // Each case is first run once on the measured backend and on a reference
@@ -98,7 +98,7 @@ void register_case(const cases::KernelCase<Be, Ref>& c,
 }
 
 // The timed cases of the table (tests/backend_cases.hpp) at the default
-// model's batch 64 and 1024.
+// model's batch 64, 256, 1024 and 8192.
 template <class Be, class Ref>
 void register_kernel_benchmarks(const std::function<Be*(std::string*)>& backend,
                                 const std::function<void(int64_t)>& configure) {

@@ -7,7 +7,7 @@ set -euo pipefail
 
 packages=(
   cmake ninja-build g++ pkg-config
-  zlib1g-dev libopenblas-openmp-dev libcli11-dev nlohmann-json3-dev libpng-dev
+  zlib1g-dev libdnnl2 libopenblas-openmp-dev libcli11-dev nlohmann-json3-dev libpng-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   python3 python3-venv

@@ -20,6 +20,10 @@ asan_options=detect_leaks=1:halt_on_error=1:check_initialization_order=1:strict_
 asan_options+=:detect_stack_use_after_return=1
 export ASAN_OPTIONS="${ASAN_OPTIONS:-$asan_options}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
+# OpenBLAS, not oneDNN, for the GEMMs (host/cpu/gemm_library.hpp): LeakSanitizer's thread
+# tracer (GCC 12's) crashes reading the thread-local block of a dlopen'ed oneDNN ("DTLS ...
+# Tracer caught signal 11") after a test has passed; OpenBLAS has none.
+export MLPTRAIN_BLAS="${MLPTRAIN_BLAS:-libopenblas.so.0}"
 
 cmake --preset asan -B "$build_dir"
 cmake --build "$build_dir" -j "$jobs"

@@ -12,6 +12,7 @@
 #include "host/cli/training_flags.hpp"
 #include "host/config/checks.hpp"
 #include "host/config/names.hpp"
+#include "host/cpu/gemm_library.hpp"
 #include "host/data/data_source.hpp"
 #include "host/device/device.hpp"
 
@@ -87,6 +88,10 @@ void print_device(std::ostream& out, Trainer& trainer, const DeviceChoice& devic
     out << "device: " << trainer.device_name();
     if (!device.fallback_reason.empty()) out << " [" << device.fallback_reason << "]";
     out << "\n";
+    if (!device.cuda) {
+        const std::string warning = take_gemm_library_warning();
+        if (!warning.empty()) out << "warning: " << warning << "\n";
+    }
 }
 
 void add_training_flags(CLI::App* cmd, TrainConfig& t, TrainingFlags& f,
@@ -111,7 +116,8 @@ void add_training_flags(CLI::App* cmd, TrainConfig& t, TrainingFlags& f,
                   "CUDA: launch every step instead of replaying a recorded epoch");
     add("--kernels", f.kernels, "the step's kernels: " + name_list_with_help(k_kernel_paths));
     add("--precision", f.precision, "GEMM arithmetic: " + name_list_with_help(k_precisions));
-    add("--threads", t.threads, "CPU threads (0: one below batch 1024, else all cores)", false);
+    add("--threads", t.threads, "CPU threads (0: one per core; results do not depend on it)",
+        false);
     add("--on-nan", f.on_nan,
         "a step with a non-finite loss or gradient: " + name_list_with_help(k_nan_policies));
 
@@ -157,16 +163,33 @@ void finish_training_flags(const CLI::App* cmd, TrainConfig& t, const TrainingFl
     check_train_config(t, given);
 }
 
+// Loads the GEMM library, so it is built when --version is asked for, not for every command.
 static std::string version_text() {
+    std::string gemm;
+    try {
+        const GemmLibrary& g = gemm_library();
+        gemm = g.name +
+               (g.kernels.empty()
+                    ? ""
+                    : ", " + g.kernels + " kernels (" + vector_isa_name(g.kernel_isa) + ")") +
+               "; kernel set: " + g.chosen_by + "; the CPU has " +
+               vector_isa_name(cpu_features().isa);
+        if (!g.fallback_reason.empty()) gemm += "; not loaded first: " + g.fallback_reason;
+        if (!g.warning.empty()) gemm += "\nwarning: " + g.warning;
+    } catch (const Error& e) {
+        gemm = e.what();
+    }
     return std::string("mlptrain ") + MLPTRAIN_VERSION + " (commit " + MLPTRAIN_COMMIT +
            "), CUDA backend " +
-           (built_with_cuda() ? "built in" : "not built (-DMLPTRAIN_CUDA=OFF)");
+           (built_with_cuda() ? "built in" : "not built (-DMLPTRAIN_CUDA=OFF)") +
+           "\nCPU GEMMs: " + gemm;
 }
 
 int run_cli(int argc, char** argv, std::ostream& out, std::ostream& err) {
     CLI::App app{"mlptrain: train small fully connected classifiers on IDX image data"};
     app.require_subcommand(1);
-    app.set_version_flag("--version", version_text(), "print the version and commit, and exit");
+    app.set_version_flag("--version", std::function<std::string()>(version_text),
+                         "print the version, the commit and the CPU's GEMM library, and exit");
 
     TrainCommand train;
     CLI::App* train_cmd = add_train_command(app, train);

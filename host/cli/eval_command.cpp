@@ -28,7 +28,7 @@ CLI::App* add_eval_command(CLI::App& app, EvalConfig& config) {
     cmd->add_option("--test-batch-size", config.test_batch_size, "evaluation batch size")
         ->capture_default_str();
     cmd->add_option("--threads", config.threads,
-                    "CPU threads (0: one below batch 1024, else all cores)");
+                    "CPU threads (0: one per core; results do not depend on it)");
     cmd->add_flag("--json", config.json, "print the results as JSON");
     cmd->parse_complete_callback([&config] {
         check_data_config(config.data);

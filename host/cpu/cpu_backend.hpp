@@ -1,4 +1,5 @@
-// CPU backend: CBLAS (OpenBLAS) for the GEMMs, OpenMP for the functors. It is
+// CPU backend: CBLAS (OpenBLAS, host/cpu/gemm_library.hpp) for the GEMMs, cut
+// into parts that run on the OpenMP threads, and OpenMP for the functors. It is
 // the oracle the CUDA backend is tested against, and makes the trainer run
 // where there is no GPU.
 //
@@ -51,6 +52,19 @@ private:
     int64_t size_ = 0;
 };
 
+// How CpuBackend cuts a GEMM (C m x n) into parts that run side by side:
+// n_parts parts `width` wide along C's columns (along_n) or rows, the last
+// one possibly narrower. Depends on the shape alone (cpu_backend.cpp).
+struct GemmParts {
+    bool along_n;
+    int64_t n_parts;
+    int64_t width;
+};
+// Parts are at most this many: as many cores as a GEMM of the default model
+// at batch 1024 keeps busy, a number that divides evenly over 2 or 4 threads.
+constexpr int64_t k_gemm_parts_max = 4;
+GemmParts gemm_parts(int64_t m, int64_t n, int64_t k);
+
 class CpuBackend : public CpuFusedOps<CpuBackend> {
 public:
     template <class T>
@@ -90,16 +104,15 @@ public:
         }
         run_gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
     }
-    // One CBLAS call per model, the models spread over the OpenMP threads
-    // (each call single-threaded: a trainer of several models sets OpenBLAS to
-    // one thread), so model i's result is what gemm() gives it; a batch of one
-    // is gemm() itself, with the threads OpenBLAS has.
+    // One GEMM per model, the models spread over the OpenMP threads (each
+    // model's parts in turn on its thread), so model i's result is what gemm()
+    // gives it; a batch of one is gemm() itself, its parts spread over the
+    // threads.
     void gemm_batched(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* a,
                       int64_t lda, int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b,
                       float* c, int64_t ldc, int64_t stride_c, int64_t n_models) {
         auto run = [=] {
-            // Outside any parallel region: OpenBLAS called from inside one, even one that
-            // runs on a single thread, starts a new team of threads for every call.
+            // Outside any parallel region, so that its parts can spread over the threads.
             if (n_models == 1) return run_gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
 #pragma omp parallel for schedule(static)
             for (int64_t i = 0; i < n_models; ++i) {

@@ -71,12 +71,17 @@ public:
     // Work that weight_grad may have put on a side branch is done after this.
     void join_side() {}
 
+    // Row by row (BiasGradFunctor::sum_rows): the same sums as the functor's column
+    // walk, in blocks of one model's outputs, or model by model for a batch.
     void bias_grad(Strided<float> grad_bias, Strided<const float> grad_z, int64_t n_out,
                    int64_t n_batch, int64_t n_models) {
-        self().for_each_2d(
-            n_models, n_out,
-            BiasGradModels{BiasGradFunctor{grad_bias.data, grad_z.data, n_out, n_batch},
-                           grad_bias.stride, grad_z.stride});
+        const BiasGradModels views{BiasGradFunctor{grad_bias.data, grad_z.data, n_out, n_batch},
+                                   grad_bias.stride, grad_z.stride};
+        if (n_models == 1) {
+            self().for_each((n_out + k_bias_block - 1) / k_bias_block, BiasGradBlock{views.f});
+        } else {
+            self().for_each_2d(n_models, 1, BiasGradModelRows{views});
+        }
     }
 
     // The loss and its logit gradient, then the output layer's bias gradient.
@@ -96,6 +101,27 @@ public:
     }
 
 private:
+    static constexpr int64_t k_bias_block = 64;  // outputs per block: whole cache lines
+
+    // Block b of one model's outputs.
+    struct BiasGradBlock {
+        BiasGradFunctor f;
+        void operator()(int64_t b) const {
+            const int64_t first = b * k_bias_block;
+            f.sum_rows(first, first + k_bias_block < f.n_out ? first + k_bias_block : f.n_out);
+        }
+    };
+    // All outputs of model k (a row per model, as the per-model views spread).
+    struct BiasGradModelRows {
+        BiasGradModels views;
+        struct Model {
+            BiasGradFunctor f;
+            void operator()(int64_t) const { f.sum_rows(0, f.n_out); }
+        };
+        Model row(int64_t k) const { return {views.row(k)}; }
+        bool spans_models(int64_t n_rows) const { return n_rows > 1; }
+    };
+
     Self& self() { return static_cast<Self&>(*this); }
 };
 

@@ -1,22 +1,16 @@
-// How many threads the CPU backend runs for a batch size, in one place for
-// the trainer and the kernel benchmarks.
+// How many threads the CPU backend runs, in one place for the trainer and the
+// kernel benchmarks.
 #pragma once
-
-#include <cstdint>
 
 namespace mlp {
 
-// The batch size from which a trainer runs on every core by default.
-constexpr int64_t k_threaded_batch_size = 1024;
-
-// `requested` threads, or with 0 the choice for this batch size: one thread
-// below k_threaded_batch_size, else every core. Sets the OpenMP and OpenBLAS counts,
-// which are process-wide, and returns the count.
-int apply_cpu_threads(int64_t batch_size, int requested);
-
-// For a batch of models (host/train/engine.hpp; TrainerOptions::spread_models): `requested` OpenMP threads, 0 for
-// one per core, over which the models are spread, and one OpenBLAS thread, since each
-// model's GEMM runs on the thread that owns the model. Returns the OpenMP count.
-int apply_batched_cpu_threads(int requested);
+// `requested` OpenMP threads, or with 0 one per core, at every batch size: the
+// functors and the parts of large GEMMs (CpuBackend::run_gemm) spread over
+// them, and the GEMM library runs each part on one thread. The thread count
+// changes no result: the GEMMs are cut by their shape alone and every
+// reduction sums in a fixed order. A batch of models (host/train/engine.hpp)
+// spreads its models over the same threads, each model's GEMMs on the thread
+// that owns it. Process-wide; returns the count.
+int apply_cpu_threads(int requested);
 
 }  // namespace mlp

@@ -1,7 +1,5 @@
 #include "host/sweep/grid.hpp"
 
-#include "host/cpu/thread_policy.hpp"
-
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -305,10 +303,7 @@ std::string train_args(const TrainConfig& c) {
     if (c.data.classes > 0) s << " --classes " << c.data.classes;
     if (c.kernels != TrainConfig{}.kernels) s << " --kernels " << to_string(c.kernels);
     if (c.precision != TrainConfig{}.precision) s << " --precision " << to_string(c.precision);
-    // From this batch size on, `train` on the CPU spreads each GEMM over every core, and
-    // OpenBLAS sums a GEMM split over threads in another order; a sweep runs each model's
-    // GEMMs on one thread, which is what `train --threads 1` does.
-    if (c.batch_size >= k_threaded_batch_size) s << " --threads 1";
+    // No thread count: on the CPU it changes no result (host/cpu/thread_policy.hpp).
     return s.str();
 }
 

@@ -83,8 +83,7 @@ std::vector<std::vector<size_t>> group_points(const std::vector<SweepPoint>& poi
 
 // The flags that make `mlptrain train` run this configuration ("--hidden 128,64 --lr 0.05
 // ..."), floats written so that they parse back to the same value; data, device and
-// output flags are left out. From batch 1024 on they include --threads 1: the sweep's
-// one-thread GEMMs, which a multi-threaded OpenBLAS sums in another order.
+// output flags are left out.
 std::string train_args(const TrainConfig& config);
 
 // A fingerprint of the base config and the lists, the same for every shard of one sweep.

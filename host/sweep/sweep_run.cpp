@@ -17,6 +17,7 @@
 #include "host/base/atomic_file.hpp"
 #include "host/base/error.hpp"
 #include "host/base/number_text.hpp"
+#include "host/cpu/gemm_library.hpp"
 #include "host/device/device.hpp"
 #include "host/formats/checkpoint.hpp"
 #include "host/formats/safetensors.hpp"
@@ -378,8 +379,6 @@ void SweepRun::run_group(size_t g, const DeviceChoice& device, const std::string
     }
     TrainerOptions to = trainer_options(first, device.cuda);
     to.cpu_threads = options_.n_threads;
-    // A group of one too, so that a model's numbers do not depend on its group's size.
-    to.spread_models = true;
     group.trainer = make_trainer(device, group.shape, data_, to, optimizers);
     std::ostringstream log;
     start_models(group, log);
@@ -388,6 +387,10 @@ void SweepRun::run_group(size_t g, const DeviceChoice& device, const std::string
         << ", batch " << first.batch_size << ", " << to_string(first.optimizer.kind) << ", on "
         << group.trainer->device_name() << " (trained together: one launch per layer for all)"
         << std::endl;
+    if (!device.cuda) {
+        const std::string warning = take_gemm_library_warning();
+        if (!warning.empty()) log << tag << "warning: " << warning << std::endl;
+    }
     say(log);
 
     EpochHooks hooks;

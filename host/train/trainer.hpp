@@ -20,12 +20,9 @@ namespace mlp {
 struct TrainerOptions {
     int64_t batch_size = 64;
     int64_t eval_batch_size = 1000;
-    bool use_graph = true;  // record an epoch once and replay it (CUDA graphs; CPU closures)
-    int cpu_threads = 0;    // CPU backend threads; 0 = chosen from the batch size
-    // CPU: the threads go to the models, each model's GEMMs single-threaded, as for every
-    // batch of several models (cpu_threads 0: one per core).
-    bool spread_models = false;
-    OptimizerConfig optimizer;                 // the update rule; its state lives in the trainer
+    bool use_graph = true;      // record an epoch once and replay it (CUDA graphs; CPU closures)
+    int cpu_threads = 0;        // CPU backend threads; 0 = one per core (no result depends on it)
+    OptimizerConfig optimizer;  // the update rule; its state lives in the trainer
     NanPolicy on_nan = NanPolicy::stop;        // a step with a non-finite loss or gradient
     KernelPath kernels = KernelPath::generic;  // host/config/kernel_options.hpp
     Precision precision = Precision::fp32;     // tf32, bf16: CUDA only
@@ -139,10 +136,9 @@ private:
 };
 
 // One model per entry of `optimizers` (all of one kind), the rest of `options` shared; empty:
-// one model of options.optimizer. The CPU trainer sets the threads: one model gets
-// options.cpu_threads (0: chosen from the batch size) for its GEMMs and functors; a batch
-// (or options.spread_models) spreads its models over that many threads (0: one per core),
-// each model's GEMMs single-threaded.
+// one model of options.optimizer. The CPU trainer sets the threads (host/cpu/thread_policy.hpp):
+// options.cpu_threads, 0 for one per core, over which one model spreads its GEMMs' parts and
+// functors, and a batch its models.
 std::unique_ptr<Trainer> make_cpu_trainer(const ModelShape& shape, const Dataset& data,
                                           const TrainerOptions& options,
                                           const std::vector<OptimizerConfig>& optimizers = {});

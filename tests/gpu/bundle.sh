@@ -14,10 +14,11 @@
 #   payload.tar.gz, holding bin/ (mlptrain, mlptrain_gpu_tests, mlptrain_tests,
 #                 mlptrain-bench, mlptrain-bench-kernels, mlptrain-bench-kernels-cpu),
 #                 lib/ (every shared library they load but glibc's, libstdc++, libgcc_s and
-#                 CUDA's own, resolved with ldd), baselines/ (the Python baselines and
-#                 compare_table.py), data/mnist/ (from ../shared/data/mnist, else
-#                 data/mnist, which data/fetch mnist fills), run.sh,
-#                 figures.py and the manifest
+#                 CUDA's own, resolved with ldd, and libopenblas.so.0, the GEMM library
+#                 the CPU backend loads at run time where oneDNN is absent, with its
+#                 own), baselines/ (the Python baselines and compare_table.py),
+#                 data/mnist/ (from ../shared/data/mnist, else data/mnist, which
+#                 data/fetch mnist fills), run.sh, figures.py and the manifest
 #
 # cuBLAS and cuBLASLt are not in it: they come from the GPU machine's CUDA toolkit, and
 # run.sh says which path they were loaded from. What travels must stay under 48 MiB.
@@ -85,6 +86,18 @@ for b in "$payload"/bin/*; do
     cp -L "$path" "$payload/lib/$soname"
   done < <(ldd "$b")
 done
+# The CPU backend loads its GEMM library at run time (host/cpu/gemm_library.hpp), so ldd of
+# the binaries does not list it. OpenBLAS travels, with what it needs, found as the loader
+# would; oneDNN (40 MB) does not, so there the backend takes OpenBLAS, its fallback.
+gemm_lib=$(ldconfig -p | awk '$1 == "libopenblas.so.0" && /x86-64/ { print $NF; exit }')
+[ -n "$gemm_lib" ] || { echo "bundle.sh: libopenblas.so.0 not found here (scripts/setup.sh)" >&2; exit 1; }
+cp -L "$gemm_lib" "$payload/lib/libopenblas.so.0"
+while read -r soname arrow path _; do
+  [ "$arrow" = "=>" ] || continue
+  [[ "$soname" =~ $system_lib || -n "${seen[$soname]:-}" ]] && continue
+  seen[$soname]=$path
+  cp -L "$path" "$payload/lib/$soname"
+done < <(ldd "$gemm_lib")
 [ ${#missing[@]} -eq 0 ] || { echo "bundle.sh: not found here: ${missing[*]}" >&2; exit 1; }
 
 cp "$repo_root"/benchmarks/baselines/*.py "$repo_root/benchmarks/compare_table.py" "$payload/baselines/"

@@ -52,7 +52,9 @@ void expect_cases_match_cpu(std::initializer_list<const char*> prefixes) {
     CudaBackend gpu;
     CpuBackend cpu;
     std::vector<cases::CaseShape> shapes = cases::check_shapes();
-    shapes.push_back(cases::benchmark_shapes().back());
+    for (const cases::CaseShape& at : cases::benchmark_shapes()) {
+        if (at.batch == 1024) shapes.push_back(at);  // the largest the tolerances were set for
+    }
     int n_checked = 0;
     for (const cases::CaseShape& at : shapes) {
         for (const auto& c : cases::step_cases<CudaBackend, CpuBackend>(at)) {
