@@ -1,6 +1,7 @@
 #include "host/cpu/cpu_backend.hpp"
 
 #include <algorithm>
+#include <exception>
 
 #ifdef _OPENMP
 #include <omp.h>  // omp_in_parallel, omp_get_max_threads: whether the parts can spread
@@ -55,8 +56,18 @@ void CpuBackend::run_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, c
 #else
     const bool spread = false;
 #endif
+    // An exception may not leave a parallel region: the first is kept and thrown after it.
+    std::exception_ptr error;
 #pragma omp parallel for schedule(static) if (spread)
-    for (int64_t i = 0; i < parts.n_parts; ++i) part(i);
+    for (int64_t i = 0; i < parts.n_parts; ++i) {
+        try {
+            part(i);
+        } catch (...) {
+#pragma omp critical(mlp_gemm_part_error)
+            if (!error) error = std::current_exception();
+        }
+    }
+    if (error) std::rethrow_exception(error);
 }
 
 }  // namespace mlp

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -114,11 +115,18 @@ public:
         auto run = [=] {
             // Outside any parallel region, so that its parts can spread over the threads.
             if (n_models == 1) return run_gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
+            std::exception_ptr error;  // kept and thrown after the parallel region
 #pragma omp parallel for schedule(static)
             for (int64_t i = 0; i < n_models; ++i) {
-                run_gemm(ta, tb, m, n, k, a + i * stride_a, lda, b + i * stride_b, ldb,
-                         c + i * stride_c, ldc);
+                try {
+                    run_gemm(ta, tb, m, n, k, a + i * stride_a, lda, b + i * stride_b, ldb,
+                             c + i * stride_c, ldc);
+                } catch (...) {
+#pragma omp critical(mlp_gemm_model_error)
+                    if (!error) error = std::current_exception();
+                }
             }
+            if (error) std::rethrow_exception(error);
         };
         if (recording_) {
             recording_->push_back(run);

@@ -6,8 +6,7 @@
 
 namespace mlp {
 
-// OpenMP and GEMM library thread counts are process-wide, so the last trainer
-// made sets them.
+// The OpenMP thread count is process-wide, so the last trainer made sets it.
 std::unique_ptr<Trainer> make_cpu_trainer(const ModelShape& shape, const Dataset& data,
                                           const TrainerOptions& options,
                                           const std::vector<OptimizerConfig>& optimizers) {

@@ -346,18 +346,24 @@ void sgemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* a, 
     const int n_threads = omp_in_parallel() ? 1 : omp_get_max_threads();
     if (n_threads > 1) omp_set_num_threads(1);
 #endif
+    int status = 0;  // CBLAS reports nothing; oneDNN a dnnl_status_t
     if (fn) {
         fn(k_col_major, ta == Trans::N ? k_no_trans : k_trans,
            tb == Trans::N ? k_no_trans : k_trans, int(m), int(n), int(k), 1.0f, a, int(lda), b,
            int(ldb), 0.0f, c, int(ldc));
     } else {
         // Column-major C = op(A) op(B) is row-major C^T = op(B)^T op(A)^T.
-        dnnl(tb == Trans::N ? 'N' : 'T', ta == Trans::N ? 'N' : 'T', n, m, k, 1.0f, b, ldb, a, lda,
-             0.0f, c, ldc);
+        status = dnnl(tb == Trans::N ? 'N' : 'T', ta == Trans::N ? 'N' : 'T', n, m, k, 1.0f, b, ldb,
+                      a, lda, 0.0f, c, ldc);
     }
 #ifdef _OPENMP
     if (n_threads > 1) omp_set_num_threads(n_threads);
 #endif
+    if (status != 0) {
+        throw Error("dnnl_sgemm failed (status " + std::to_string(status) + ") for a " +
+                    std::to_string(m) + " x " + std::to_string(n) + " x " + std::to_string(k) +
+                    " GEMM");
+    }
 }
 
 }  // namespace mlp

@@ -42,9 +42,10 @@ CpuFeatures cpu_features();
 std::string openblas_core_for(const CpuFeatures& cpu);
 
 // The widest vector instructions a library's kernel set uses, from its name:
-// OpenBLAS core names ("Haswell", "SkylakeX", "Prescott", ...) and BLIS
-// configurations ("haswell", "zen3", "skx", "generic", ...). A name it does
-// not know is taken as SSE (not reported as fast).
+// OpenBLAS core names ("Haswell", "SkylakeX", "Prescott", ...), BLIS
+// configurations ("haswell", "zen3", "skx", "generic", ...) and oneDNN ISAs
+// ("avx2", "avx512_core", ...). A name it does not know is taken as SSE (not
+// reported as fast).
 VectorIsa kernel_set_isa(const std::string& kernels);
 
 struct GemmLibrary {
@@ -72,8 +73,10 @@ const GemmLibrary& gemm_library();
 // it once.
 std::string take_gemm_library_warning();
 
-// Column-major C = op(A) op(B), m x n, through the loaded library's cblas_sgemm,
-// on the calling thread alone (CpuBackend spreads a GEMM's parts over threads).
+// Column-major C = op(A) op(B), m x n, through the loaded library (cblas_sgemm,
+// or dnnl_sgemm on the transposed problem), on the calling thread alone
+// (CpuBackend spreads a GEMM's parts over threads). Throws mlp::Error when
+// oneDNN reports a failure (CBLAS reports none).
 void sgemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
            const float* b, int64_t ldb, float* c, int64_t ldc);
 
