@@ -52,13 +52,18 @@ void CpuBackend::run_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, c
         }
     };
 #ifdef _OPENMP
-    const bool spread = !omp_in_parallel() && omp_get_max_threads() > 1;
+    const int n_threads = omp_in_parallel() ? 1 : omp_get_max_threads();
 #else
-    const bool spread = false;
+    const int n_threads = 1;
 #endif
+    if (n_threads == 1) {  // inside a batch's parallel loop, or one thread: the parts in turn
+        for (int64_t i = 0; i < parts.n_parts; ++i) part(i);
+        return;
+    }
     // An exception may not leave a parallel region: the first is kept and thrown after it.
     std::exception_ptr error;
-#pragma omp parallel for schedule(static) if (spread)
+#pragma omp parallel for schedule(static) \
+    num_threads(int(std::min <int64_t>(parts.n_parts, n_threads)))
     for (int64_t i = 0; i < parts.n_parts; ++i) {
         try {
             part(i);

@@ -1,5 +1,6 @@
-// CPU backend: CBLAS (OpenBLAS, host/cpu/gemm_library.hpp) for the GEMMs, cut
-// into parts that run on the OpenMP threads, and OpenMP for the functors. It is
+// CPU backend: the GEMM library (host/cpu/gemm_library.hpp: oneDNN or OpenBLAS)
+// for the GEMMs, cut into parts that run on the OpenMP threads, and OpenMP for
+// the functors. It is
 // the oracle the CUDA backend is tested against, and makes the trainer run
 // where there is no GPU.
 //

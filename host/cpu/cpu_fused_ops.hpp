@@ -72,7 +72,8 @@ public:
     void join_side() {}
 
     // Row by row (BiasGradFunctor::sum_rows): the same sums as the functor's column
-    // walk, in blocks of one model's outputs, or model by model for a batch.
+    // walk, in blocks of one model's outputs (few, so on one thread), or model by model
+    // for a batch (spread over the threads from 64 models on, as the views' rule is).
     void bias_grad(Strided<float> grad_bias, Strided<const float> grad_z, int64_t n_out,
                    int64_t n_batch, int64_t n_models) {
         const BiasGradModels views{BiasGradFunctor{grad_bias.data, grad_z.data, n_out, n_batch},

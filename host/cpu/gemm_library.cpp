@@ -125,6 +125,7 @@ using DnnlSgemmFn = int (*)(char, char, int64_t, int64_t, int64_t, float, const 
 
 struct Loaded {
     GemmLibrary info;
+    bool chose_core = false;  // OPENBLAS_CORETYPE was set here, before OpenBLAS loaded
     SgemmFn sgemm = nullptr;
     DnnlSgemmFn dnnl_sgemm = nullptr;  // oneDNN, which has no CBLAS interface
 };
@@ -181,12 +182,14 @@ std::string dnnl_isa_name(int isa) {
         case 0x3e7:
             return "avx512_core_amx";
         default:
-            return "isa 0x" + [isa] {
-                char hex[16];
-                std::snprintf(hex, sizeof hex, "%x", unsigned(isa));
-                return std::string(hex);
-            }();
+            break;
     }
+    // A value this table does not know: named by the widest ISA its bits include (each
+    // dnnl_cpu_isa_t is the bits of the ISAs below it and its own).
+    if ((isa & 0x27) == 0x27) return "avx512_core";
+    if ((isa & 0x7) == 0x7) return "avx2";
+    if ((isa & 0x3) == 0x3) return "avx";
+    return "sse41";
 }
 
 void describe(Loaded& l, void* handle, const CpuFeatures& cpu) {
@@ -222,10 +225,14 @@ void describe(Loaded& l, void* handle, const CpuFeatures& cpu) {
     if (!g.kernels.empty() && g.kernel_isa < cpu.isa) {
         const std::string core = openblas_core_for(cpu);
         std::string fix;
-        if (g.name.rfind("OpenBLAS", 0) == 0 && std::getenv("OPENBLAS_CORETYPE")) {
+        const bool openblas = g.name.rfind("OpenBLAS", 0) == 0;
+        if (openblas && l.chose_core) {
+            fix = "this OpenBLAS did not take OPENBLAS_CORETYPE=" + core +
+                  " (a build without DYNAMIC_ARCH?); install oneDNN (Debian: libdnnl2)";
+        } else if (openblas && std::getenv("OPENBLAS_CORETYPE")) {
             fix = "unset OPENBLAS_CORETYPE, so that mlptrain picks " + core +
                   " from the CPU's features";
-        } else if (g.name.rfind("OpenBLAS", 0) == 0) {
+        } else if (openblas) {
             fix = "start the process with OPENBLAS_CORETYPE=" + core +
                   " (OpenBLAS was loaded before mlptrain could choose)";
         } else if (g.name.rfind("oneDNN", 0) == 0) {
@@ -242,12 +249,12 @@ void describe(Loaded& l, void* handle, const CpuFeatures& cpu) {
 // Opens `file`, choosing OpenBLAS's kernel set first where it is OpenBLAS; nullptr (and
 // dlerror()'s text in `why`) where it cannot be opened.
 void* open_library(const std::string& file, const CpuFeatures& cpu, std::string& chosen_by,
-                   std::string& why) {
+                   bool& chose_core, std::string& why) {
     const bool openblas = file.find("openblas") != std::string::npos;
     void* handle = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
     if (handle) {
         chosen_by = "the library's own (it was loaded before mlptrain)";
-    } else if (const char* user = std::getenv("OPENBLAS_CORETYPE"); openblas && user) {
+    } else if (const char* user = std::getenv("OPENBLAS_CORETYPE"); openblas && user && *user) {
         chosen_by = std::string("OPENBLAS_CORETYPE=") + user + ", set in the environment";
     } else if (const std::string core = openblas_core_for(cpu); openblas && !core.empty()) {
         chosen_by = "OPENBLAS_CORETYPE=" + core + ", from the CPU's features (" +
@@ -255,6 +262,7 @@ void* open_library(const std::string& file, const CpuFeatures& cpu, std::string&
         // Not thread-safe against another thread's getenv; it runs once, at first use.
         const ScopedEnv env("OPENBLAS_CORETYPE", core);
         handle = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
+        chose_core = handle != nullptr;
     } else if (openblas) {
         chosen_by = "the library's own (the CPU has no AVX2)";
     } else if (file.find("dnnl") != std::string::npos) {
@@ -284,7 +292,7 @@ Loaded load() {
     std::string failures;
     for (const std::string& file : files) {
         std::string why;
-        handle = open_library(file, cpu, l.info.chosen_by, why);
+        handle = open_library(file, cpu, l.info.chosen_by, l.chose_core, why);
         if (handle) {
             l.info.file = file;
             break;
@@ -293,9 +301,9 @@ Loaded load() {
     }
     if (!handle) {
         throw Error("cannot load a GEMM library: " + failures +
-                    (requested ? " (named by MLPTRAIN_BLAS)"
-                               : " (Debian: libdnnl2 or libopenblas0, installed by "
-                                 "scripts/setup.sh)"));
+                    (requested && *requested ? " (named by MLPTRAIN_BLAS)"
+                                             : " (Debian: libdnnl2 or libopenblas0, installed by "
+                                               "scripts/setup.sh)"));
     }
     if (!failures.empty()) l.info.fallback_reason = failures;
     l.sgemm = symbol<SgemmFn>(handle, "cblas_sgemm");

@@ -64,8 +64,11 @@ struct GemmLibrary {
     std::string summary() const;
 };
 
-// Loads the library on first use (thread-safe) and returns it; throws
-// mlp::Error naming the library when it cannot be loaded.
+// Loads the library on first use and returns it; throws mlp::Error naming the
+// library when it cannot be loaded. Concurrent first calls are safe among
+// themselves, but loading OpenBLAS sets OPENBLAS_CORETYPE for a moment, which
+// races with another thread's getenv: a sweep over several devices loads it
+// before it starts their threads.
 const GemmLibrary& gemm_library();
 
 // The warning of gemm_library() the first time it is asked for in this

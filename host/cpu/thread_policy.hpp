@@ -4,7 +4,8 @@
 
 namespace mlp {
 
-// `requested` OpenMP threads, or with 0 one per core, at every batch size: the
+// `requested` OpenMP threads, or with 0 one per CPU this process may run on (its
+// affinity mask), at every batch size: the
 // functors and the parts of large GEMMs (CpuBackend::run_gemm) spread over
 // them, and the GEMM library runs each part on one thread. The thread count
 // changes no result: the GEMMs are cut by their shape alone and every

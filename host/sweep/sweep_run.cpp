@@ -464,7 +464,12 @@ SweepSummary run_sweep(const std::vector<SweepPoint>& points, const Dataset& dat
         }
         return run.finish(options.shard);
     }
-    // Group g goes to device g mod n; each device's thread runs its groups in order.
+    // Group g goes to device g mod n; each device's thread runs its groups in order. A CPU
+    // device's GEMM library is loaded first, here: loading OpenBLAS sets an environment
+    // variable for a moment, which the other threads might read.
+    for (const DeviceChoice& device : devices) {
+        if (!device.cuda) (void)gemm_library();
+    }
     std::vector<std::exception_ptr> failures(devices.size());
     std::vector<std::thread> threads;
     for (size_t d = 0; d < devices.size(); ++d) {
