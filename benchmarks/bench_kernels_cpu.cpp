@@ -25,8 +25,8 @@ static int bench_main(int argc, char** argv) {
     CpuBackend backend;
     bench::register_kernel_benchmarks<CpuBackend, cases::NaiveBackend>(
         [&](std::string*) { return &backend; }, use_trainer_threads);
-    benchmark::AddCustomContext("backend", "cpu (OpenMP functors, " + gemm_library().name + ", " +
-                                               gemm_library().kernels + " kernels)");
+    benchmark::AddCustomContext("backend",
+                                "cpu (OpenMP functors, " + gemm_library().description() + ")");
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
     return 0;

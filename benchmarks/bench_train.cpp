@@ -253,8 +253,7 @@ static nlohmann::json result_json(const BenchConfig& config, const DeviceChoice&
             {"seed", config.seed},
             {"timer", device.cuda ? "cuda-events" : "steady-clock"},
             {"versions",
-             {{"mlptrain", MLPTRAIN_VERSION},
-              {"gemm_library", gemm_library().name + ", " + gemm_library().kernels + " kernels"}}}};
+             {{"mlptrain", MLPTRAIN_VERSION}, {"gemm_library", gemm_library().description()}}}};
 }
 
 static void print_table(const std::vector<BenchResult>& results, int64_t n_timed,

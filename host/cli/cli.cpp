@@ -168,11 +168,7 @@ static std::string version_text() {
     std::string gemm;
     try {
         const GemmLibrary& g = gemm_library();
-        gemm = g.name +
-               (g.kernels.empty()
-                    ? ""
-                    : ", " + g.kernels + " kernels (" + vector_isa_name(g.kernel_isa) + ")") +
-               "; kernel set: " + g.chosen_by + "; the CPU has " +
+        gemm = g.description() + "; kernel set: " + g.chosen_by + "; the CPU has " +
                vector_isa_name(cpu_features().isa);
         if (!g.fallback_reason.empty()) gemm += "; not loaded first: " + g.fallback_reason;
         if (!g.warning.empty()) gemm += "\nwarning: " + g.warning;

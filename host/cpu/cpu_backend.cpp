@@ -1,7 +1,6 @@
 #include "host/cpu/cpu_backend.hpp"
 
 #include <algorithm>
-#include <exception>
 
 #ifdef _OPENMP
 #include <omp.h>  // omp_in_parallel, omp_get_max_threads: whether the parts can spread
@@ -51,28 +50,16 @@ void CpuBackend::run_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, c
                   c + first, ldc);
         }
     };
+    // Inside a batch's parallel loop the parts run in turn on the model's thread.
+    parallel_for(parts.n_parts, max_threads(), part);
+}
+
+int CpuBackend::max_threads() {
 #ifdef _OPENMP
-    const int n_threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    return omp_in_parallel() ? 1 : omp_get_max_threads();
 #else
-    const int n_threads = 1;
+    return 1;
 #endif
-    if (n_threads == 1) {  // inside a batch's parallel loop, or one thread: the parts in turn
-        for (int64_t i = 0; i < parts.n_parts; ++i) part(i);
-        return;
-    }
-    // An exception may not leave a parallel region: the first is kept and thrown after it.
-    std::exception_ptr error;
-#pragma omp parallel for schedule(static) \
-    num_threads(int(std::min <int64_t>(parts.n_parts, n_threads)))
-    for (int64_t i = 0; i < parts.n_parts; ++i) {
-        try {
-            part(i);
-        } catch (...) {
-#pragma omp critical(mlp_gemm_part_error)
-            if (!error) error = std::current_exception();
-        }
-    }
-    if (error) std::rethrow_exception(error);
 }
 
 }  // namespace mlp

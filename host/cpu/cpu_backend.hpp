@@ -116,18 +116,10 @@ public:
         auto run = [=] {
             // Outside any parallel region, so that its parts can spread over the threads.
             if (n_models == 1) return run_gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
-            std::exception_ptr error;  // kept and thrown after the parallel region
-#pragma omp parallel for schedule(static)
-            for (int64_t i = 0; i < n_models; ++i) {
-                try {
-                    run_gemm(ta, tb, m, n, k, a + i * stride_a, lda, b + i * stride_b, ldb,
-                             c + i * stride_c, ldc);
-                } catch (...) {
-#pragma omp critical(mlp_gemm_model_error)
-                    if (!error) error = std::current_exception();
-                }
-            }
-            if (error) std::rethrow_exception(error);
+            parallel_for(n_models, max_threads(), [=](int64_t i) {
+                run_gemm(ta, tb, m, n, k, a + i * stride_a, lda, b + i * stride_b, ldb,
+                         c + i * stride_c, ldc);
+            });
         };
         if (recording_) {
             recording_->push_back(run);
@@ -178,9 +170,7 @@ public:
         for (const auto& launch : found->second) launch();
     }
 
-    void synchronize() {
-        refuse_while_recording("synchronize");
-    }
+    void synchronize() { refuse_while_recording("synchronize"); }
 
     template <class Body>
     double time_seconds(Body&& body) {
@@ -247,6 +237,32 @@ private:
 
     static void run_gemm(Trans ta, Trans tb, int64_t m, int64_t n, int64_t k, const float* a,
                          int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc);
+
+    // OpenMP's thread count for a new region here: 1 inside a parallel region.
+    static int max_threads();
+
+    // body(i) for i < n, statically scheduled on at most n_threads threads (in turn when
+    // that is 1). An exception may not leave a parallel region: the first is kept and
+    // thrown after it.
+    template <class Body>
+    static void parallel_for(int64_t n, int n_threads, const Body& body) {
+        if (n_threads <= 1 || n <= 1) {
+            for (int64_t i = 0; i < n; ++i) body(i);
+            return;
+        }
+        const int team = int(n < n_threads ? n : n_threads);
+        std::exception_ptr error;
+#pragma omp parallel for schedule(static) num_threads(team)
+        for (int64_t i = 0; i < n; ++i) {
+            try {
+                body(i);
+            } catch (...) {
+#pragma omp critical(mlp_cpu_parallel_for_error)
+                if (!error) error = std::current_exception();
+            }
+        }
+        if (error) std::rethrow_exception(error);
+    }
 
     // CUDA capture refuses host copies and synchronisation on the capturing
     // stream; refusing them here makes such a body fail on every machine.

@@ -104,6 +104,11 @@ VectorIsa kernel_set_isa(const std::string& kernels) {
     return VectorIsa::sse;
 }
 
+std::string GemmLibrary::description() const {
+    if (kernels.empty()) return name;
+    return name + ", " + kernels + " kernels (" + vector_isa_name(kernel_isa) + ")";
+}
+
 std::string GemmLibrary::summary() const {
     const std::string library = name.substr(0, name.find(' '));
     return kernels.empty() ? library : library + " " + kernels;

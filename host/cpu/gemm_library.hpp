@@ -62,6 +62,8 @@ struct GemmLibrary {
 
     // "oneDNN avx2", "OpenBLAS Haswell": the device line's words for it.
     std::string summary() const;
+    // "oneDNN 2.6.3, avx2 kernels (AVX2)": the name, and the kernel set where it says one.
+    std::string description() const;
 };
 
 // Loads the library on first use and returns it; throws mlp::Error naming the
