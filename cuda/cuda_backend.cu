@@ -341,8 +341,9 @@ void CudaBackend::gemm_bias_act(Strided<float> z, Strided<uint8_t> relu_mask,
                      x.stride, z.data, n_out, z.stride, n_models);
     }
     for_each_2d(n_models * n_batch, n_out,
-                BiasActModels{BiasActFunctor{z.data, bias.data, n_out, relu}, n_batch, z.stride,
-                              bias.stride});
+                BiasActModels{BiasActFunctor{z.data, bias.data, n_out,
+                                             relu ? Activation::relu : Activation::identity},
+                              n_batch, z.stride, bias.stride});
 }
 
 void CudaBackend::gemm_drelu_bgrad(Strided<float> grad_in, Strided<float> grad_bias_in,

@@ -1,5 +1,6 @@
-// Batch gather: the data set lives on the device as bytes; each step reads its
-// samples through the epoch permutation and widens them to float in [0, 1].
+// Batch gather: the data set lives on the device, as bytes (images, widened to float in
+// [0, 1]) or as float32 features (tabular data or images scaled by the caller, read as they
+// are); each step reads its samples through the epoch permutation.
 // Samples are contiguous (column-major "features x batch"), so thread i reads
 // byte (perm[first + i / n_features], i % n_features): consecutive threads read
 // consecutive bytes of one image.
@@ -17,22 +18,24 @@ namespace mlp {
 
 struct GatherFunctor {
     float* x;                // [n_batch * n_features]
-    const uint8_t* images;   // [n_samples * n_features]
+    const uint8_t* images;   // [n_samples * n_features]; unread when `features` is set
     const int32_t* perm;     // epoch order (or identity for evaluation)
     int64_t first;           // position of the batch's first sample in perm
     int64_t n_features;
     const int8_t* shifts = nullptr;  // [2 * epoch size] (dx, dy) per position; nullptr: none
     int n_rows = 0;                  // image size, read only with shifts
     int n_cols = 0;
+    const float* features = nullptr;  // [n_samples * n_features], float32 data; nullptr: images
 
     // Sample s of the batch, feature f. Backend::for_each_2d runs f as the
     // inner loop; the unshifted path reads image[f], an address affine in f,
     // so the CPU vectorizes it with no per-element division.
     MLP_HD void operator()(int64_t s, int64_t f) const {
         const int64_t i = s * n_features + f;
-        const uint8_t* image = images + int64_t(perm[first + s]) * n_features;
+        const int64_t base = int64_t(perm[first + s]) * n_features;
+        const uint8_t* image = images + base;
         if (!shifts) {
-            x[i] = float(image[f]) * (1.0f / 255.0f);
+            x[i] = features ? features[base + f] : float(image[f]) * (1.0f / 255.0f);
             return;
         }
         // Within an image, int arithmetic: 64-bit division is slow on the GPU.
@@ -40,7 +43,12 @@ struct GatherFunctor {
         const int row = int(f) / n_cols - d[1];
         const int col = int(f) % n_cols - d[0];
         const bool inside = row >= 0 && row < n_rows && col >= 0 && col < n_cols;
-        x[i] = inside ? float(image[row * n_cols + col]) * (1.0f / 255.0f) : 0.0f;
+        if (!inside) {
+            x[i] = 0.0f;
+        } else {
+            const int64_t at = row * n_cols + col;
+            x[i] = features ? features[base + at] : float(image[at]) * (1.0f / 255.0f);
+        }
     }
 
     MLP_HD void operator()(int64_t i) const {

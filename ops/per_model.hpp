@@ -20,12 +20,14 @@
 
 #include <cstdint>
 
+#include "ops/activation.hpp"
 #include "ops/adam_update.hpp"
 #include "ops/bias_act.hpp"
 #include "ops/bias_grad.hpp"
 #include "ops/gather.hpp"
 #include "ops/grad_norm.hpp"
 #include "ops/host_device.hpp"
+#include "ops/l2_penalty.hpp"
 #include "ops/optimizer_step.hpp"
 #include "ops/relu_backward.hpp"
 #include "ops/sgd_update.hpp"
@@ -46,6 +48,7 @@ struct ModelScalars {
     float beta2;
     float one_minus_beta2;
     float eps;
+    float l2;  // OptimizerConfig::l2_penalty (scikit-learn's alpha)
 };
 
 // Sample `row` of a two-index functor, as a one-index one over its columns.
@@ -128,6 +131,38 @@ struct ReluBackwardModels {
         ReluBackwardFunctor g = f;
         g.grad += k * grad_stride;
         g.activation += k * activation_stride;
+        return g;
+    }
+    bool spans_models(int64_t n_rows) const { return n_rows > 1; }
+    MLP_HD void operator()(int64_t k, int64_t i) const { row(k)(i); }
+};
+
+struct ActivationBackwardModels {
+    ActivationBackwardFunctor f;
+    int64_t grad_stride, activation_stride;
+
+    MLP_HD ActivationBackwardFunctor row(int64_t k) const {
+        ActivationBackwardFunctor g = f;
+        g.grad += k * grad_stride;
+        g.activation += k * activation_stride;
+        return g;
+    }
+    bool spans_models(int64_t n_rows) const { return n_rows > 1; }
+    MLP_HD void operator()(int64_t k, int64_t i) const { row(k)(i); }
+};
+
+// Model k's penalty is its own l2 over the step's batch size.
+struct L2PenaltyModels {
+    L2PenaltyFunctor f;  // scale unused: set per model
+    const ModelScalars* scalars;
+    int64_t stride;  // parameters and gradients
+    float inv_batch;
+
+    MLP_HD L2PenaltyFunctor row(int64_t k) const {
+        L2PenaltyFunctor g = f;
+        g.grad += k * stride;
+        g.param += k * stride;
+        g.scale = scalars[k].l2 * inv_batch;
         return g;
     }
     bool spans_models(int64_t n_rows) const { return n_rows > 1; }

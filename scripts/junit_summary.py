@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Summarise ctest's JUnit files (ctest --output-junit) for scripts/test.sh: one line per stage,
+"""Summarise the JUnit files of ctest (--output-junit) and pytest (--junitxml) for
+scripts/test.sh: one line per stage,
 then the totals as the last line, "N passed, N failed, N skipped".
 
     scripts/junit_summary.py STAGE=FILE|STAGE=!REASON ...
@@ -14,12 +15,15 @@ import xml.etree.ElementTree as ET
 
 
 def counts(path):
-    """(run, passed, failed, skipped) from ctest's JUnit file."""
+    """(run, passed, failed, skipped) from a JUnit file of ctest or pytest."""
     root = ET.parse(path).getroot()
     cases = root.iter("testcase")
     passed = failed = skipped = 0
     for case in cases:
-        status = case.get("status", "")
+        status = case.get("status")
+        if status is None:  # pytest's JUnit: the outcome is a child element
+            status = ("fail" if case.find("failure") is not None or case.find("error") is not None
+                      else "notrun" if case.find("skipped") is not None else "run")
         if status == "run":
             passed += 1
         elif status == "fail":

@@ -10,7 +10,7 @@ packages=(
   zlib1g-dev libdnnl2 libopenblas-openmp-dev libcli11-dev nlohmann-json3-dev libpng-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
-  python3 python3-venv
+  python3 python3-venv python3-dev
   dataset-fashion-mnist
 )
 

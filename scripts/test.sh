@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs every test: the main suite (CPU tests, GPU tests
 # that skip without a device, data, benchmark smoke and interop tests), then
+# the Python package (tests/python.sh: built by pip into its own virtual
+# environment, its tests, scikit-learn's checks and the example notebook), then
 # the CPU suite under AddressSanitizer + UndefinedBehaviorSanitizer, then the
 # fuzz targets for a bounded time. Every stage runs even after another fails,
 # and the last lines are one summary of all of them (scripts/junit_summary.py,
@@ -38,6 +40,7 @@ main_suite() {
   build && (cd "$repo_root" && ctest --preset "$preset" -j "$(nproc)" "$@")
 }
 stage main main_suite
+stage python "$repo_root/tests/python.sh"
 stage asan "$repo_root/tests/asan.sh"
 stage fuzz "$repo_root/tests/fuzz.sh"
 

@@ -407,7 +407,8 @@ std::vector<KernelCase<Be, Ref>> step_cases(const CaseShape& at) {
               [=](auto& be) {
                   auto keep = hold(upload(be, z0), upload(be, bias));
                   float* z = std::get<0>(*keep).data();
-                  const BiasActFunctor f{z, std::get<1>(*keep).data(), out, relu};
+                  const BiasActFunctor f{z, std::get<1>(*keep).data(), out,
+                                         relu ? Activation::relu : Activation::identity};
                   auto* bp = &be;
                   return Prepared{[bp, f, batch, out] { bp->for_each_2d(batch, out, f); },
                                   [bp, z, n = batch * out] {

@@ -20,7 +20,7 @@ ALLOWED = {
     "ops": [],
     "host/base": [],
     "host/config": ["host/base", "ops"],
-    "host/model": ["host/base"],
+    "host/model": ["host/base", "ops"],
     "host/formats": ["host/base", "host/config", "host/model"],
     "host/data": ["host/base", "host/config"],
     "host/train": ["host/base", "host/config", "host/model", "host/formats", "host/data", "ops"],
@@ -33,6 +33,8 @@ ALLOWED = {
     # The CUDA runtime side sees host/ through its interfaces only: never the
     # command line, the device choice or the CPU backend.
     "cuda": ["host/base", "host/config", "host/model", "host/data", "host/train", "ops"],
+    # The Python binding: the layers below the command line, as the command line sees them.
+    "python": HOST_BELOW_CLI + ["host/sweep", "ops"],
 }
 # Folders of tests and tools may include anything.
 UNCHECKED = ["tests", "benchmarks", "fuzz", "tools", "build"]

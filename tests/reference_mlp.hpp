@@ -16,11 +16,16 @@ namespace mlp::test {
 struct ReferenceMlp {
     ModelShape shape;
     std::vector<double> params;  // flat layout of host/model/model.hpp
+    Activation activation = Activation::relu;  // of the hidden layers (forward and losses)
 
     double weight(int l, int64_t o, int64_t i) const {
         return params[size_t(shape.weight_offset(l) + o * shape.n_in(l) + i)];
     }
     double bias(int l, int64_t o) const { return params[size_t(shape.bias_offset(l) + o)]; }
+
+    double act(double v) const {
+        return activation == Activation::relu ? std::max(v, 0.0) : activate(activation, v);
+    }
 
     // Pre-activations of every layer for one input (z[l] has n_out(l) values).
     std::vector<std::vector<double>> forward(const std::vector<double>& x) const {
@@ -36,7 +41,7 @@ struct ReferenceMlp {
             z.push_back(zl);
             a = zl;
             if (l + 1 < shape.n_layers()) {
-                for (double& v : a) v = std::max(v, 0.0);
+                for (double& v : a) v = act(v);
             }
         }
         return z;
@@ -46,7 +51,9 @@ struct ReferenceMlp {
         const int64_t nf = split.images.n_features();
         std::vector<double> x(static_cast<size_t>(nf));
         for (int64_t f = 0; f < nf; ++f) {
-            x[size_t(f)] = double(split.images.pixels[size_t(sample * nf + f)]) / 255.0;
+            x[size_t(f)] = split.has_float_features()
+                               ? double(split.features[size_t(sample * nf + f)])
+                               : double(split.images.pixels[size_t(sample * nf + f)]) / 255.0;
         }
         return x;
     }
@@ -84,7 +91,7 @@ struct ReferenceMlp {
             for (int l = shape.n_layers() - 1; l >= 0; --l) {
                 std::vector<double> a_in(size_t(shape.n_in(l)));
                 for (int64_t i = 0; i < shape.n_in(l); ++i) {
-                    a_in[size_t(i)] = l == 0 ? x[size_t(i)] : std::max(z[size_t(l) - 1][size_t(i)], 0.0);
+                    a_in[size_t(i)] = l == 0 ? x[size_t(i)] : act(z[size_t(l) - 1][size_t(i)]);
                 }
                 for (int64_t o = 0; o < shape.n_out(l); ++o) {
                     for (int64_t i = 0; i < shape.n_in(l); ++i) {
@@ -99,7 +106,8 @@ struct ReferenceMlp {
                     for (int64_t o = 0; o < shape.n_out(l); ++o) {
                         da[size_t(i)] += weight(l, o, i) * dz[size_t(o)];
                     }
-                    if (!(z[size_t(l) - 1][size_t(i)] > 0.0)) da[size_t(i)] = 0.0;
+                    da[size_t(i)] = activation_backward(
+                        activation, act(z[size_t(l) - 1][size_t(i)]), da[size_t(i)]);
                 }
                 dz = da;
             }

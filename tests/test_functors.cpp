@@ -174,8 +174,8 @@ TEST(BiasAct, AddsBiasPerFeatureAndClamps) {
     const std::vector<float> b = {-2.0f, 0.5f, 1.0f};
     std::vector<float> linear = z;
     CpuBackend be;
-    be.for_each(6, BiasActFunctor{z.data(), b.data(), 3, true});
-    be.for_each(6, BiasActFunctor{linear.data(), b.data(), 3, false});
+    be.for_each(6, BiasActFunctor{z.data(), b.data(), 3, Activation::relu});
+    be.for_each(6, BiasActFunctor{linear.data(), b.data(), 3, Activation::identity});
     EXPECT_EQ(z, (std::vector<float>{0.0f, 0.0f, 1.5f, 0.0f, 0.0f, 1.0f}));
     EXPECT_EQ(linear, (std::vector<float>{-1.0f, -0.5f, 1.5f, 0.0f, -2.5f, 1.0f}));
 }
@@ -183,7 +183,7 @@ TEST(BiasAct, AddsBiasPerFeatureAndClamps) {
 TEST(BiasAct, NanDoesNotBecomeZeroSilentlyWithoutRelu) {
     std::vector<float> z = {std::numeric_limits<float>::quiet_NaN()};
     const std::vector<float> b = {0.0f};
-    CpuBackend().for_each(1, BiasActFunctor{z.data(), b.data(), 1, false});
+    CpuBackend().for_each(1, BiasActFunctor{z.data(), b.data(), 1, Activation::identity});
     EXPECT_TRUE(std::isnan(z[0]));
 }
 
@@ -191,7 +191,7 @@ TEST(BiasAct, NanDoesNotBecomeZeroSilentlyWithoutRelu) {
 TEST(BiasAct, ReluKeepsNanAndMapsNegativeZeroToZero) {
     std::vector<float> z = {std::numeric_limits<float>::quiet_NaN(), -0.0f, -1.0f};
     const std::vector<float> b = {0.0f};
-    CpuBackend().for_each(3, BiasActFunctor{z.data(), b.data(), 1, true});
+    CpuBackend().for_each(3, BiasActFunctor{z.data(), b.data(), 1, Activation::relu});
     EXPECT_TRUE(std::isnan(z[0]));
     EXPECT_EQ(z[1], 0.0f);
     EXPECT_FALSE(std::signbit(z[1]));
@@ -336,8 +336,9 @@ TEST(ForEach2d, GatherAndBiasActMatchTheirFlatForm) {
         std::vector<float> flat = {1.0f, -1.0f, 0.5f, 2.0f, -3.0f, 0.0f};
         std::vector<float> two = flat;
         const std::vector<float> b = {-2.0f, 0.5f, 1.0f};
-        CpuBackend().for_each(6, BiasActFunctor{flat.data(), b.data(), 3, relu});
-        CpuBackend().for_each_2d(2, 3, BiasActFunctor{two.data(), b.data(), 3, relu});
+        const Activation act = relu ? Activation::relu : Activation::identity;
+        CpuBackend().for_each(6, BiasActFunctor{flat.data(), b.data(), 3, act});
+        CpuBackend().for_each_2d(2, 3, BiasActFunctor{two.data(), b.data(), 3, act});
         EXPECT_EQ(two, flat) << relu;
     }
 }

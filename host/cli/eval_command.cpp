@@ -125,6 +125,7 @@ int run_eval(const EvalConfig& config, std::ostream& out) {
     options.batch_size = 1;
     options.eval_batch_size = config.test_batch_size;
     options.cpu_threads = config.threads;
+    options.activation = activation_of(model.metadata, model_path);
     auto trainer = make_trainer(device, model.shape, data, options);
     trainer->set_params(model.params);
     const EpochResult result = trainer->evaluate();

@@ -23,6 +23,7 @@ void check_optimizer_config(const OptimizerConfig& c) {
         throw UsageError("--nesterov", "needs --optimizer sgd with --momentum > 0");
     }
     check_real("--weight-decay", c.weight_decay, k_non_negative);
+    check_real("alpha", c.l2_penalty, k_non_negative);
     check_real("--beta1", c.beta1, k_below_one);
     check_real("--beta2", c.beta2, k_below_one);
     check_real("--eps", c.eps, k_positive);
@@ -42,8 +43,15 @@ std::vector<OptimizerStep> optimizer_steps(const OptimizerConfig& config,
         const double t = double(steps_done) + double(k) + 1.0;
         OptimizerStep& s = steps[k];
         s.lr = float(lr[k]);
+        const double bc2_sqrt = std::sqrt(1.0 - std::pow(config.beta2, t));
         s.step_size = adam ? float(lr[k] / (1.0 - std::pow(config.beta1, t))) : s.lr;
-        s.bias_correction2_sqrt = adam ? float(std::sqrt(1.0 - std::pow(config.beta2, t))) : 1.0f;
+        s.bias_correction2_sqrt = adam ? float(bc2_sqrt) : 1.0f;
+        if (adam && config.eps_before_bias_correction) {
+            // p - lr sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps): the same update
+            // functor with the correction moved into the step size.
+            s.step_size = float(lr[k] * bc2_sqrt / (1.0 - std::pow(config.beta1, t)));
+            s.bias_correction2_sqrt = 1.0f;
+        }
         s.decay =
             config.kind == OptimizerKind::adamw ? float(1.0 - lr[k] * config.weight_decay) : 1.0f;
     }

@@ -45,6 +45,14 @@ struct OptimizerConfig {
     double beta1 = 0.9;         // adam, adamw
     double beta2 = 0.999;
     double eps = 1e-8;
+    // scikit-learn's alpha: an L2 penalty alpha / 2 * ||W||^2 per sample of a batch, on the
+    // weights alone (no biases), added to the gradient as alpha * W / batch_size before any
+    // optimizer reads it (host/train/engine.hpp). Every optimizer; 0 is off.
+    double l2_penalty = 0.0;
+    // Adam, AdamW: eps added to sqrt(v) before the bias correction, as scikit-learn's
+    // AdamOptimizer does (lr sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)); off:
+    // PyTorch's m_hat / (sqrt(v_hat) + eps). The two differ only while sqrt(v) is near eps.
+    bool eps_before_bias_correction = false;
 };
 
 // Throws UsageError, naming the flag, for a configuration PyTorch would refuse

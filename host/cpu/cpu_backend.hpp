@@ -250,7 +250,7 @@ private:
             for (int64_t i = 0; i < n; ++i) body(i);
             return;
         }
-        const int team = int(n < n_threads ? n : n_threads);
+        [[maybe_unused]] const int team = int(n < n_threads ? n : n_threads);
         std::exception_ptr error;
 #pragma omp parallel for schedule(static) num_threads(team)
         for (int64_t i = 0; i < n; ++i) {

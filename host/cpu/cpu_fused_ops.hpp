@@ -41,9 +41,11 @@ public:
                        int64_t n_batch, int64_t n_in, int64_t n_models) {
         self().gemm_batched(Trans::T, Trans::N, n_out, n_batch, n_in, w.data, n_in, w.stride,
                             x.data, n_in, x.stride, z.data, n_out, z.stride, n_models);
-        self().for_each_2d(n_models * n_batch, n_out,
-                           BiasActModels{BiasActFunctor{z.data, bias.data, n_out, relu}, n_batch,
-                                         z.stride, bias.stride});
+        self().for_each_2d(
+            n_models * n_batch, n_out,
+            BiasActModels{BiasActFunctor{z.data, bias.data, n_out,
+                                         relu ? Activation::relu : Activation::identity},
+                          n_batch, z.stride, bias.stride});
     }
 
     // Per model: grad_in (n_in x n_batch) = W^T grad_z, times relu'(activation_in); then

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iterator>
 #include <system_error>
+#include <utility>
 
 #include "host/base/error.hpp"
 #include "host/config/names.hpp"
@@ -195,6 +196,47 @@ std::string find_dataset_dir(const std::string& name, const std::string& project
         if (has_dataset_files(dir, test_only)) return dir;
     }
     return "";
+}
+
+// The shape checks of both float splits; `n_values` is what the caller holds (-1: unknown).
+static Split float_split_shape(std::vector<uint8_t> labels, int64_t n, int n_rows, int n_cols,
+                               int64_t n_values) {
+    if (n <= 0 || n_rows <= 0 || n_cols <= 0) {
+        throw Error("a float split needs samples and features (got " + std::to_string(n) +
+                    " samples of " + std::to_string(n_rows) + " x " + std::to_string(n_cols) +
+                    ")");
+    }
+    const int64_t n_features = int64_t(n_rows) * n_cols;
+    if ((n_values >= 0 && n_values != n * n_features) || int64_t(labels.size()) != n) {
+        throw Error("a float split of " + std::to_string(n) + " samples of " +
+                    std::to_string(n_features) + " features needs " +
+                    std::to_string(n * n_features) + " values and " + std::to_string(n) +
+                    " labels (got " + std::to_string(n_values) + " and " +
+                    std::to_string(labels.size()) + ")");
+    }
+    Split split;
+    split.images.n_items = n;
+    split.images.n_rows = n_rows;
+    split.images.n_cols = n_cols;
+    split.labels.n_items = n;
+    split.labels.labels = std::move(labels);
+    return split;
+}
+
+Split make_float_split(std::vector<float> features, std::vector<uint8_t> labels, int64_t n,
+                       int n_rows, int n_cols) {
+    Split split =
+        float_split_shape(std::move(labels), n, n_rows, n_cols, int64_t(features.size()));
+    split.features = std::move(features);
+    return split;
+}
+
+Split make_float_split_view(const float* features, std::vector<uint8_t> labels, int64_t n,
+                            int n_rows, int n_cols) {
+    if (!features) throw Error("a float split view needs data");
+    Split split = float_split_shape(std::move(labels), n, n_rows, n_cols, -1);
+    split.borrowed_features = features;
+    return split;
 }
 
 }  // namespace mlp

@@ -10,11 +10,35 @@
 
 namespace mlp {
 
+// One split, as bytes (IDX images, scaled by 1/255 as they are gathered) or as float32
+// features read as they are (make_float_split). A float split keeps its shape in `images`
+// (n_items, n_rows x n_cols = the feature count: 1 x n for tabular data) with no pixels.
 struct Split {
     IdxImages images;
     IdxLabels labels;
+    std::vector<float> features;  // float32 data: n_items * n_features, sample-contiguous
+    // Or the caller's float32 data, borrowed (make_float_split_view): the caller keeps it alive
+    // until the trainers made from this split exist (they hold their own copy).
+    const float* borrowed_features = nullptr;
     int64_t size() const { return images.n_items; }
+    bool has_float_features() const { return float_data() != nullptr; }
+    const float* float_data() const {
+        return borrowed_features ? borrowed_features : features.empty() ? nullptr : features.data();
+    }
+    int64_t n_float_values() const {
+        return has_float_features() ? size() * images.n_features() : 0;
+    }
 };
+
+// A float32 split of n samples of n_rows * n_cols features each (sample-contiguous, any
+// finite values, used unscaled) and their labels (< 256). Throws Error for sizes that do not
+// agree or are not positive.
+Split make_float_split(std::vector<float> features, std::vector<uint8_t> labels, int64_t n,
+                       int n_rows, int n_cols);
+// The same over n * n_rows * n_cols values at `features`, borrowed, not copied (the Python
+// binding's NumPy arrays: one copy less of a large data set on its way to the device).
+Split make_float_split_view(const float* features, std::vector<uint8_t> labels, int64_t n,
+                            int n_rows, int n_cols);
 
 struct Dataset {
     std::string name;    // "mnist", "fashion-mnist", or the folder name for --data

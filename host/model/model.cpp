@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 
 #include "host/base/error.hpp"
 #include "host/base/rng.hpp"
@@ -54,6 +55,30 @@ std::vector<float> init_params(const ModelShape& shape, uint64_t seed) {
         }
     }
     return params;
+}
+
+Activation parse_activation(const std::string& name) {
+    std::string names;
+    for (size_t i = 0; i < std::size(k_activation_names); ++i) {
+        if (name == k_activation_names[i]) return Activation(i);
+        names += (i > 0 ? ", " : "") + std::string(k_activation_names[i]);
+    }
+    throw Error("unknown activation '" + name + "' (use " + names + ")");
+}
+
+const char* activation_name(Activation act) {
+    return k_activation_names[size_t(act)];
+}
+
+Activation activation_of(const std::map<std::string, std::string>& metadata,
+                         const std::string& path) {
+    const auto it = metadata.find("activation");
+    if (it == metadata.end()) return Activation::relu;
+    try {
+        return parse_activation(it->second);
+    } catch (const Error& e) {
+        throw DataError(path, std::string("metadata ") + e.what());
+    }
 }
 
 }  // namespace mlp

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "ops/activation.hpp"
+
 namespace mlp {
 
 class ModelShape {
@@ -47,6 +49,16 @@ private:
 // He-normal weights (std = sqrt(2 / n_in)) drawn on the host from the seed, so
 // every backend starts from the same values; zero biases.
 std::vector<float> init_params(const ModelShape& shape, uint64_t seed);
+
+// The hidden layers' activation by its name (k_activation_names); throws Error listing the
+// names for any other.
+Activation parse_activation(const std::string& name);
+const char* activation_name(Activation act);
+
+// A model file's "activation" metadata: relu when absent (every model before the key existed
+// was a ReLU network); an unknown name is a DataError naming `path`.
+Activation activation_of(const std::map<std::string, std::string>& metadata,
+                         const std::string& path);
 
 // A model as a file holds it: its shape, its parameters and the metadata saved with them
 // (host/formats/safetensors.hpp reads and writes it).

@@ -48,6 +48,7 @@ Predictor::Predictor(ModelFile model, std::string path)
         return it == meta.end() ? std::string() : it->second;
     };
     dataset_ = get("dataset");
+    activation_ = activation_of(meta, path_);
     if (const std::string s = get("input_scale");
         !s.empty() && !parse_metadata_number(s, &scale_)) {
         throw DataError(path_, "metadata input_scale '" + s + "' is not a number or a/b");
@@ -100,7 +101,7 @@ std::vector<double> Predictor::forward(std::vector<double> x) const {
             const float* w = &p[size_t(shape.weight_offset(l) + o * n_in)];
             double s = p[size_t(shape.bias_offset(l) + o)];
             for (int64_t i = 0; i < n_in; ++i) s += double(w[i]) * x[size_t(i)];
-            z[size_t(o)] = l + 1 < shape.n_layers() ? std::max(s, 0.0) : s;
+            z[size_t(o)] = l + 1 < shape.n_layers() ? activate(activation_, s) : s;
         }
         x = std::move(z);
     }

@@ -42,7 +42,8 @@ private:
     std::string dataset_;
     double scale_ = 1.0 / 255.0;
     double offset_ = 0.0;
-    int rows_ = 0;  // 0: not known
+    Activation activation_ = Activation::relu;  // the hidden layers' (metadata "activation")
+    int rows_ = 0;                              // 0: not known
     int cols_ = 0;
 };
 

@@ -3,12 +3,13 @@
 // one model is a batch of one. docs/ARCHITECTURE.md draws how a step flows.
 //
 // Activations are sample-contiguous (column-major "features x batch", the notebook's layout):
-// act[0] is the gathered input, act[l + 1] layer l's output (relu(Z) in place; the logits, then
-// their gradient, for the last). Every per-model array is one buffer of the models' slices;
-// parameters, gradients and optimizer state are flat (host/model/model.hpp), model_stride()
-// values per model. Each layer's GEMM of every model is one gemm_batched call and each functor
-// one launch over all models through the views of ops/per_model.hpp, which call the functor
-// unchanged on model k's slice: on the CPU model k of a batch is bit for bit the model alone.
+// act[0] is the gathered input, act[l + 1] layer l's output (act(Z) in place, ReLU or another
+// activation of ops/activation.hpp; the logits, then their gradient, for the last). Every per-model
+// array is one buffer of the models' slices; parameters, gradients and optimizer state are flat
+// (host/model/model.hpp), model_stride() values per model. Each layer's GEMM of every model is one
+// gemm_batched call and each functor one launch over all models through the views of
+// ops/per_model.hpp, which call the functor unchanged on model k's slice: on the CPU model k of a
+// batch is bit for bit the model alone.
 //
 // An epoch is a fixed sequence of steps whose launch arguments depend only on the step's
 // position; what changes between epochs (order, shifts, each model's table of per-step
@@ -63,7 +64,9 @@ public:
             }
             scalars.push_back(ModelScalars{int32_t(o.momentum != 0.0), float(o.momentum),
                                            float(o.weight_decay), float(1.0 - o.beta1),
-                                           float(o.beta2), float(1.0 - o.beta2), float(o.eps)});
+                                           float(o.beta2), float(1.0 - o.beta2), float(o.eps),
+                                           float(o.l2_penalty)});
+            l2_ = l2_ || o.l2_penalty != 0.0;
         }
         options_.optimizer = optimizers_.front();
         // Room for the most state any model keeps (SGD: momentum buffers when one model has
@@ -364,10 +367,11 @@ private:
     void forward(const DeviceSplit<Backend>& split, const int32_t* perm, int64_t perm_stride,
                  int64_t first, int64_t n_batch, const int8_t* shifts) {
         const int64_t n_in = shape_.n_inputs();
-        be_.for_each_2d(n_models_ * n_batch, n_in,
-                        GatherModels{GatherFunctor{act_[0].data(), split.images.data(), perm, first,
-                                                   n_in, shifts, image_rows_, image_cols_},
-                                     n_batch, act_stride_[0], perm_stride, 2 * train_.n});
+        be_.for_each_2d(
+            n_models_ * n_batch, n_in,
+            GatherModels{GatherFunctor{act_[0].data(), split.images.data(), perm, first, n_in,
+                                       shifts, image_rows_, image_cols_, split.float_features()},
+                         n_batch, act_stride_[0], perm_stride, 2 * train_.n});
         for (int l = 0; l < shape_.n_layers(); ++l) {
             const int64_t in = shape_.n_in(l), out = shape_.n_out(l);
             const Strided<float> z{act_[size_t(l) + 1].data(), act_stride_[size_t(l) + 1]};
@@ -383,9 +387,11 @@ private:
             }
             be_.gemm_batched(Trans::T, Trans::N, out, n_batch, in, weight(l), in, stride_, x.data,
                              in, x.stride, z.data, out, z.stride, n_models_);
-            be_.for_each_2d(n_models_ * n_batch, out,
-                            BiasActModels{BiasActFunctor{z.data, bias(l), out, relu}, n_batch,
-                                          z.stride, stride_});
+            be_.for_each_2d(
+                n_models_ * n_batch, out,
+                BiasActModels{BiasActFunctor{z.data, bias(l), out,
+                                             relu ? options_.activation : Activation::identity},
+                              n_batch, z.stride, stride_});
         }
     }
 
@@ -408,12 +414,22 @@ private:
                             stop_.data(), n_steps_, n_max_, n_steps_},
             params_.data()};
         be_.grad_norm_guard(g, n_models_);
-        update(step_table_.data() + step);
+        update(step_table_.data() + step, n_batch);
     }
 
-    // One functor over every model's flat parameter slice, per optimizer.
-    void update(const OptimizerStep* step) {
+    // One functor over every model's flat parameter slice, per optimizer; before it, the L2
+    // penalty of the models that have one (scikit-learn's alpha), on the weights alone.
+    void update(const OptimizerStep* step, int64_t n_batch) {
         const OptimizerConfig& o = options_.optimizer;
+        if (l2_) {
+            for (int l = 0; l < shape_.n_layers(); ++l) {
+                const int64_t w = shape_.weight_offset(l);
+                be_.for_each_2d(
+                    n_models_, shape_.n_in(l) * shape_.n_out(l),
+                    L2PenaltyModels{L2PenaltyFunctor{grads_.data() + w, params_.data() + w, 0.0f},
+                                    scalars_.data(), stride_, 1.0f / float(n_batch)});
+            }
+        }
         const int32_t* skip = guard_.data() + 1;
         if (o.kind == OptimizerKind::sgd) {
             float* momentum = opt_state_.empty() ? nullptr : opt_state_[0].data();
@@ -485,9 +501,17 @@ private:
             be_.gemm_batched(Trans::N, Trans::N, in, n_batch, out, weight(l), in, stride_,
                              grad_z.data, out, grad_z.stride, grad_in.data, in, grad_in.stride,
                              n_models_);
-            be_.for_each_2d(n_models_, n_batch * in,
-                            ReluBackwardModels{ReluBackwardFunctor{grad_in.data, input.data},
-                                               grad_in.stride, input.stride});
+            if (options_.activation == Activation::relu) {
+                be_.for_each_2d(n_models_, n_batch * in,
+                                ReluBackwardModels{ReluBackwardFunctor{grad_in.data, input.data},
+                                                   grad_in.stride, input.stride});
+            } else {
+                be_.for_each_2d(
+                    n_models_, n_batch * in,
+                    ActivationBackwardModels{
+                        ActivationBackwardFunctor{grad_in.data, input.data, options_.activation},
+                        grad_in.stride, input.stride});
+            }
             grad_z = grad_in;
         }
         if (fused_) be_.join_side();
@@ -558,6 +582,7 @@ private:
     typename Backend::Graph train_graph_, eval_graph_;
     int64_t last_train_key_ = 0;  // the train_graph_ key of the last graph-replayed epoch
     bool fused_ = false;          // KernelPath::fused
+    bool l2_ = false;             // some model has an L2 penalty
     std::vector<Buffer<uint8_t>> relu_mask_;  // fused: per hidden layer, backend's format
     std::vector<int64_t> mask_stride_;        // fused: bytes per model of each mask
 };

@@ -15,12 +15,16 @@
 
 namespace mlp {
 
-// A split of the data set on the device: its images and labels, uploaded once.
+// A split of the data set on the device: its images (bytes) or float32 features, and its
+// labels, uploaded once.
 template <class Backend>
 struct DeviceSplit {
     typename Backend::template Buffer<uint8_t> images;
+    typename Backend::template Buffer<float> features;  // float splits; empty otherwise
     typename Backend::template Buffer<uint8_t> labels;
     int64_t n = 0;
+    // The gather's `features` argument: nullptr for images.
+    const float* float_features() const { return features.size() > 0 ? features.data() : nullptr; }
 };
 
 template <class Backend>
@@ -28,9 +32,11 @@ DeviceSplit<Backend> upload_split(Backend& be, const Split& src) {
     DeviceSplit<Backend> dst;
     dst.n = src.size();
     dst.images = be.template alloc<uint8_t>(int64_t(src.images.pixels.size()));
+    dst.features = be.template alloc<float>(src.n_float_values());
     dst.labels = be.template alloc<uint8_t>(dst.n);
     be.copy_to_device(dst.images.data(), src.images.pixels.data(),
                       int64_t(src.images.pixels.size()));
+    be.copy_to_device(dst.features.data(), src.float_data(), src.n_float_values());
     be.copy_to_device(dst.labels.data(), src.labels.labels.data(), dst.n);
     return dst;
 }
@@ -57,6 +63,15 @@ inline void check_engine_inputs(const ModelShape& shape, const Dataset& data,
                                 const TrainerOptions& options) {
     if (options.batch_size <= 0) throw Error("batch size must be positive");
     if (options.eval_batch_size <= 0) throw Error("test batch size must be positive");
+    if (data.train.has_float_features() != data.test.has_float_features() && data.test.size() > 0 &&
+        data.train.size() > 0) {
+        throw Error("the training and test splits hold different kinds of data (bytes, floats)");
+    }
+    if (options.kernels == KernelPath::fused && options.activation != Activation::relu) {
+        throw UsageError("--kernels",
+                         "the fused kernels run ReLU hidden layers only; use "
+                         "--kernels generic for other activations");
+    }
     if (shape.n_inputs() != data.n_features()) {
         throw Error("model input size " + std::to_string(shape.n_inputs()) +
                     " does not match the data's " + std::to_string(data.n_features()) +
@@ -75,11 +90,19 @@ inline void check_param_count(const ModelShape& shape, int64_t n) {
     }
 }
 
-// A plan gives every sample a place, every step a rate, and (shifting) every sample 2 shifts.
+// A plan gives every position a training sample, every step a rate, and (shifting) every
+// position 2 shifts.
 inline void check_epoch_plan(const EpochPlan& plan, int64_t n_train, int64_t n_steps) {
     if (int64_t(plan.perm.size()) != n_train) {
         throw Error("epoch order has " + std::to_string(plan.perm.size()) + " entries for " +
                     std::to_string(n_train) + " training samples");
+    }
+    for (size_t i = 0; i < plan.perm.size(); ++i) {
+        if (plan.perm[i] < 0 || plan.perm[i] >= n_train) {
+            throw Error("epoch order entry " + std::to_string(i) + " is " +
+                        std::to_string(plan.perm[i]) + ", not a training sample (0.." +
+                        std::to_string(n_train - 1) + ")");
+        }
     }
     if (int64_t(plan.lr.size()) != n_steps) {
         throw Error("epoch plan has " + std::to_string(plan.lr.size()) + " learning rates for " +

@@ -14,6 +14,7 @@
 #include "host/config/optimizer.hpp"
 #include "host/data/dataset.hpp"
 #include "host/model/model.hpp"
+#include "ops/activation.hpp"
 
 namespace mlp {
 
@@ -26,6 +27,7 @@ struct TrainerOptions {
     NanPolicy on_nan = NanPolicy::stop;        // a step with a non-finite loss or gradient
     KernelPath kernels = KernelPath::generic;  // host/config/kernel_options.hpp
     Precision precision = Precision::fp32;     // tf32, bf16: CUDA only
+    Activation activation = Activation::relu;  // of the hidden layers (ops/activation.hpp)
 };
 
 // Everything an epoch of training depends on besides the trainer's state,

@@ -352,6 +352,55 @@ TEST(CudaTraining, AdamwOneCycleShiftEpochMatchesCpu) {
     EXPECT_LT(test::normalised_error(gs.buffers[0], cs.buffers[0]), 1e-2);
 }
 
+// The Python package's path: float32 features (unscaled, signed), each hidden activation,
+// scikit-learn's L2 penalty and Adam's epsilon placed as scikit-learn places it, recorded as a
+// graph: CUDA follows the CPU.
+TEST(CudaTraining, FloatFeaturesActivationsAndL2MatchCpu) {
+    REQUIRE_GPU();
+    const int64_t n = 1500, n_features = 40;
+    std::vector<float> x(size_t(n * n_features));
+    std::vector<uint8_t> y(size_t(n));
+    const std::vector<float> noise = random_floats(n * n_features, 5);
+    for (int64_t i = 0; i < n; ++i) {
+        y[size_t(i)] = uint8_t(i % 5);
+        for (int64_t f = 0; f < n_features; ++f) {
+            x[size_t(i * n_features + f)] =
+                3.0f * noise[size_t(i * n_features + f)] + (f % 5 == i % 5 ? 1.5f : 0.0f);
+        }
+    }
+    Dataset data;
+    data.name = "tabular";
+    data.n_classes = 5;
+    data.train = make_float_split(x, y, n, 1, int(n_features));
+    data.test = make_float_split(x, y, n, 1, int(n_features));
+    const ModelShape shape({n_features, 64, 32, 5});
+    OptimizerConfig adam;
+    adam.kind = OptimizerKind::adam;
+    adam.l2_penalty = 1e-3;
+    adam.eps_before_bias_correction = true;
+    for (Activation act :
+         {Activation::relu, Activation::tanh, Activation::logistic, Activation::identity}) {
+        SCOPED_TRACE(activation_name(act));
+        std::vector<float> params[2];
+        double loss[2] = {0.0, 0.0};
+        for (bool cuda : {false, true}) {
+            TrainerOptions options;
+            options.batch_size = 50;
+            options.optimizer = adam;
+            options.activation = act;
+            auto t = cuda ? make_cuda_trainer(shape, data, options, {}, 0, "cuda:0")
+                          : make_cpu_trainer(shape, data, options);
+            t->set_params(init_params(shape, 42));
+            for (int e = 0; e < 2; ++e) {
+                loss[cuda] = t->train_epoch(epoch_permutation(n, 42, e), 0.003f).loss;
+            }
+            params[cuda] = t->params();
+        }
+        EXPECT_NEAR(loss[1], loss[0], 1e-3 * std::abs(loss[0]));
+        EXPECT_LT(test::normalised_error(params[1], params[0]), 1e-3);
+    }
+}
+
 std::vector<float> gpu_recipe_run(const Dataset& data, const ModelShape& shape, bool graph) {
     auto t = trainer_with(true, shape, data, recipe_optimizer(), graph);
     // Shifts on, off, on: the recorded epoch must follow the change.
