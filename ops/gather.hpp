@@ -28,14 +28,14 @@ struct GatherFunctor {
     const float* features = nullptr;  // [n_samples * n_features], float32 data; nullptr: images
 
     // Sample s of the batch, feature f. Backend::for_each_2d runs f as the
-    // inner loop; the unshifted path reads image[f], an address affine in f,
+    // inner loop; the unshifted path reads images[base + f], an address affine in f,
     // so the CPU vectorizes it with no per-element division.
     MLP_HD void operator()(int64_t s, int64_t f) const {
         const int64_t i = s * n_features + f;
+        // Offsets, not pointers: a float split has no images (a null `images`).
         const int64_t base = int64_t(perm[first + s]) * n_features;
-        const uint8_t* image = images + base;
         if (!shifts) {
-            x[i] = features ? features[base + f] : float(image[f]) * (1.0f / 255.0f);
+            x[i] = features ? features[base + f] : float(images[base + f]) * (1.0f / 255.0f);
             return;
         }
         // Within an image, int arithmetic: 64-bit division is slow on the GPU.
@@ -47,7 +47,7 @@ struct GatherFunctor {
             x[i] = 0.0f;
         } else {
             const int64_t at = row * n_cols + col;
-            x[i] = features ? features[base + at] : float(image[at]) * (1.0f / 255.0f);
+            x[i] = features ? features[base + at] : float(images[base + at]) * (1.0f / 255.0f);
         }
     }
 

@@ -3,7 +3,8 @@
 
     .venv-tools/bin/python tools/export_onnx.py model.safetensors -o model.onnx
 
-The graph is Gemm (transB=1: the weights stay in their [out, in] layout) + Relu per hidden layer,
+The graph is Gemm (transB=1: the weights stay in their [out, in] layout) + the model's activation
+per hidden layer (metadata "activation": Relu, Tanh, Sigmoid for logistic, none for identity),
 a last Gemm giving "logits", and Softmax(axis=1) giving "probabilities". The input "input" is
 float32 [batch, n_inputs] with a symbolic batch dimension, holding what the network itself takes:
 pixel * input_scale + input_offset (pixel / 255 for mlptrain's models). Those two values, the
@@ -20,6 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mlptrain_io import ModelError, load_model  # noqa: E402
 
 OPSET = 17
+# The hidden layers' activation (a model file's "activation", relu when absent) as an ONNX op.
+ONNX_ACTIVATIONS = {"relu": "Relu", "tanh": "Tanh", "logistic": "Sigmoid", "identity": None}
 # ONNX IR version 8 goes with opset 17; newer onnx packages write a newer IR by default, which
 # older runtimes refuse.
 IR_VERSION = 8
@@ -31,6 +34,11 @@ def build_onnx(model):
 
     n_in = model.layer_sizes[0]
     n_classes = model.layer_sizes[-1]
+    activation = model.metadata.get("activation", "relu")
+    if activation not in ONNX_ACTIVATIONS:
+        raise ModelError(f"activation '{activation}' has no ONNX export "
+                         f"(known: {', '.join(ONNX_ACTIVATIONS)})")
+    op = ONNX_ACTIVATIONS[activation]
     nodes, initializers = [], []
     current = "input"
     for i, (w, b) in enumerate(zip(model.weights, model.biases)):
@@ -42,10 +50,10 @@ def build_onnx(model):
         nodes.append(helper.make_node("Gemm", [current, f"{index}.weight", f"{index}.bias"], [out],
                                       name=f"linear_{index}", transB=1))
         current = out
-        if not last:
-            nodes.append(helper.make_node("Relu", [out], [f"relu_{index + 1}"],
-                                          name=f"relu_{index + 1}"))
-            current = f"relu_{index + 1}"
+        if not last and op:
+            name = f"{activation}_{index + 1}"
+            nodes.append(helper.make_node(op, [out], [name], name=name))
+            current = name
     nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], name="softmax",
                                   axis=1))
     graph = helper.make_graph(
@@ -66,7 +74,7 @@ def build_onnx(model):
     if rows:
         props.update({"image_rows": str(rows), "image_cols": str(cols)})
     helper.set_model_props(onnx_model, props)
-    onnx_model.doc_string = ("Fully connected ReLU classifier exported from an mlptrain "
+    onnx_model.doc_string = (f"Fully connected {activation} classifier exported from an mlptrain "
                              "checkpoint; input = pixel * input_scale + input_offset")
     onnx.checker.check_model(onnx_model, full_check=True)
     return onnx_model

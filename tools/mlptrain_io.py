@@ -95,11 +95,16 @@ def load_model(path):
 
 def forward_numpy(model, x):
     """Logits for a float32 batch x [n, n_inputs] (already scaled), in float32."""
+    hidden = {"relu": lambda z: np.maximum(z, 0), "tanh": np.tanh,
+              "logistic": lambda z: 1 / (1 + np.exp(-z)), "identity": lambda z: z}
+    name = model.metadata.get("activation", "relu")
+    if name not in hidden:
+        raise ModelError(f"{model.path}: unknown activation '{name}'")
     a = np.asarray(x, dtype=np.float32)
     for i, (w, b) in enumerate(zip(model.weights, model.biases)):
         a = a @ w.T + b
         if i + 1 < len(model.weights):
-            a = np.maximum(a, 0)
+            a = hidden[name](a)
     return a
 
 

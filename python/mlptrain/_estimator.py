@@ -94,6 +94,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     Differences from scikit-learn, all tested or documented here:
 
     - Training runs in float32 (scikit-learn: the input's dtype); ``predict_proba`` in float64.
+    - ``fit`` and ``partial_fit`` take no ``sample_weight`` (the core's loss weighs every sample
+      alike), and X must be dense (scikit-learn also takes CSR/CSC matrices).
     - Two classes use a softmax over two outputs, as more classes do: ``n_outputs_`` is 2,
       ``out_activation_`` is ``"softmax"`` and ``coefs_[-1]`` has two columns (scikit-learn:
       one logistic output). Multilabel targets are not supported.
@@ -106,8 +108,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     - A non-finite loss or gradient stops training at the last finite step with a
       ``ConvergenceWarning`` (scikit-learn keeps going with NaN weights).
     - Ctrl-C stops a fit within one step (CPU) or one epoch (GPU), raises
-      ``KeyboardInterrupt`` and leaves the estimator as it was after the last whole epoch
-      (its optimizer state is then dropped: a later ``partial_fit`` starts it afresh).
+      ``KeyboardInterrupt`` (scikit-learn warns and returns) and leaves the estimator as it was
+      after the last whole epoch (its optimizer state is then dropped: a later
+      ``partial_fit`` starts it afresh).
     """
 
     _parameter_constraints = {
@@ -231,14 +234,27 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """One epoch over X, y (as scikit-learn's ``partial_fit``; ``classes`` on the first
         call)."""
         self._validate_params()
+        if self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
         first_call = not hasattr(self, "classes_")
         if first_call:
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
+            self.classes_ = self._checked_classes(np.unique(classes))
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(f"`classes={list(classes)!r}` is not the same as on the last call "
                              f"to partial_fit, was: {list(self.classes_)!r}")
-        return self._fit(X, y, incremental=True, classes=classes)
+        return self._fit(X, y, incremental=True)
+
+    @staticmethod
+    def _checked_classes(labels):
+        if len(labels) < 2:
+            raise ValueError(f"MLPClassifier needs samples of at least 2 classes; the data "
+                             f"has {len(labels)} class")
+        if len(labels) > _MAX_CLASSES:
+            raise ValueError(f"MLPClassifier of mlptrain takes at most {_MAX_CLASSES} classes; "
+                             f"the data has {len(labels)}")
+        return labels
 
     def _check_solver(self):
         if self.solver == "lbfgs":
@@ -262,7 +278,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def _first_pass(self, incremental):
         return not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
 
-    def _fit(self, X, y, incremental, classes=None):
+    def _fit(self, X, y, incremental):
         hidden = self._check_solver()
         first_pass = self._first_pass(incremental)
         X, y = _validate_data(self, X, y, dtype=(np.float64, np.float32), reset=first_pass)
@@ -271,20 +287,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if target not in ("binary", "multiclass"):
             raise ValueError(f"MLPClassifier of mlptrain takes one label per sample; got a "
                              f"{target} target")
-        if first_pass:
-            labels = np.unique(classes if classes is not None else y)
-            if len(labels) < 2:
-                raise ValueError(f"MLPClassifier needs samples of at least 2 classes; the data "
-                                 f"has {len(labels)} class")
-            if len(labels) > _MAX_CLASSES:
-                raise ValueError(f"MLPClassifier of mlptrain takes at most {_MAX_CLASSES} "
-                                 f"classes; the data has {len(labels)}")
-            self.classes_ = labels
-        elif incremental or self.warm_start:
-            unknown = np.setdiff1d(np.unique(y), self.classes_)
-            if len(unknown):
-                raise ValueError(f"`y` has classes not in `self.classes_`: {list(unknown)!r}; "
-                                 f"the classes are {list(self.classes_)!r}")
+        # scikit-learn's _validate_input: classes from y on a fresh fit; the same set for a
+        # warm start; a subset of classes_ (partial_fit's classes) for a later partial_fit.
+        classes = np.unique(y)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self.classes_ = self._checked_classes(classes)
+        elif self.warm_start:
+            if set(classes) != set(self.classes_):
+                raise ValueError("warm_start can only be used where `y` has the same classes as "
+                                 f"in the previous call to fit. Previously got {self.classes_}, "
+                                 f"`y` has {classes}")
+        elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+            raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                             f"{self.classes_}. 'y' has {classes}.")
         y_codes = np.searchsorted(self.classes_, y).astype(np.uint8)
         n_samples, n_features = X.shape
         image_shape = (1, n_features)
@@ -299,7 +314,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             self._initialize(n_features, hidden, image_shape)
         X = self._scaled(X).astype(np.float32, copy=False)
 
-        early_stopping = self.early_stopping and not incremental
+        early_stopping = self.early_stopping
         X_val = y_val = None
         if early_stopping:
             stratify = y_codes if len(self.classes_) == 2 else None
@@ -332,7 +347,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if keep_optimizer:
             step, buffers = self._optimizer_state
             trainer.set_optimizer_state(0, step, buffers)
-        self._run_epochs(trainer, n_samples, incremental, early_stopping, X_val, y_val)
+        try:
+            self._run_epochs(trainer, n_samples, incremental, early_stopping, X_val, y_val)
+        finally:
+            del trainer  # its device memory goes now, not with an exception's traceback
         return self
 
     def _optimizer_settings(self):
@@ -373,6 +391,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.loss_curve_ = []
         self._no_improvement_count = 0
         self._optimizer_state = None
+        self._best_coefs = self._best_intercepts = None
         if self.early_stopping:
             self.validation_scores_ = []
             self.best_validation_score_ = -np.inf
@@ -390,6 +409,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return np.ascontiguousarray(np.concatenate(parts))
 
     def _set_flat_params(self, flat):
+        self.coefs_, self.intercepts_ = self._unflatten(flat)
+
+    def _unflatten(self, flat):
+        """coefs_ and intercepts_ (scikit-learn's shapes) from the core's flat layout."""
         offset = 0
         coefs, intercepts = [], []
         for w in self.coefs_:
@@ -399,7 +422,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             offset += n_in * n_out
             intercepts.append(flat[offset:offset + n_out].copy())
             offset += n_out
-        self.coefs_, self.intercepts_ = coefs, intercepts
+        return coefs, intercepts
 
     def _epoch_rates(self, epoch, n_steps):
         if self.lr_schedule is not None:
@@ -412,68 +435,80 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         n_steps = trainer.steps_per_epoch
         sample_idx = np.arange(n_samples, dtype=np.int32)
         shift = int(self.augment_shift)
-        for _ in range(self.max_iter):
-            if self.shuffle:
-                sample_idx = sk_shuffle(sample_idx, random_state=self._random_state)
-            shifts = None
-            if shift:
-                shifts = self._random_state.randint(-shift, shift + 1, 2 * n_samples,
-                                                    dtype=np.int8)
-            rates = self._epoch_rates(self.n_iter_, n_steps)
-            start = time.perf_counter()
-            try:
+        self.n_iter_ = 0  # per call, as scikit-learn counts it; t_ and loss_curve_ go on
+        try:
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    sample_idx = sk_shuffle(sample_idx, random_state=self._random_state)
+                shifts = None
+                if shift:
+                    shifts = self._random_state.randint(-shift, shift + 1, 2 * n_samples,
+                                                        dtype=np.int8)
+                rates = self._epoch_rates(self.n_iter_, n_steps)
+                start = time.perf_counter()
                 result = trainer.train_epoch(
                     [(0, np.ascontiguousarray(sample_idx, dtype=np.int32), rates, shifts)])[0]
-            except KeyboardInterrupt:
-                # The estimator keeps the last whole epoch; the optimizer's state is mid-epoch.
-                self._optimizer_state = None
-                raise
-            seconds = time.perf_counter() - start
-            if result["first_bad_step"] >= 0:
-                warnings.warn(
-                    f"mlptrain: the loss or gradient became non-finite at step "
-                    f"{result['first_bad_step']} of epoch {self.n_iter_ + 1}; training stopped "
-                    "at the last finite step (lower learning_rate_init?)", ConvergenceWarning)
-                self._set_flat_params(trainer.params(0))
-                break
-            self._set_flat_params(trainer.params(0))
-            self.n_iter_ += 1
-            penalty = 0.0
-            if self.alpha:
-                squares = sum(float(np.dot(w.ravel(), w.ravel())) for w in self.coefs_)
-                penalty = 0.5 * self.alpha * squares * n_steps / n_samples
-            self.loss_ = float(result["loss"]) + penalty
-            self.t_ += n_samples
-            self.loss_curve_.append(self.loss_)
-            if self.verbose:
-                print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-                print(f"epoch {self.n_iter_}: train loss {result['loss']:.4f}, train acc "
-                      f"{100 * result['accuracy']:.2f}%, {seconds:.3f} s "
-                      f"({n_samples / max(seconds, 1e-12):,.0f} samples/s) on {self.device_}")
-                sys.stdout.flush()
-            self._update_no_improvement_count(early_stopping, X_val, y_val)
-            self._iteration_ends()
-            if self._no_improvement_count > self.n_iter_no_change:
-                if early_stopping:
-                    msg = ("Validation score did not improve more than tol=%f for %d "
-                           "consecutive epochs." % (self.tol, self.n_iter_no_change))
-                else:
-                    msg = ("Training loss did not improve more than tol=%f for %d "
-                           "consecutive epochs." % (self.tol, self.n_iter_no_change))
-                if self._trigger_stopping(msg):
+                seconds = time.perf_counter() - start
+                if result["first_bad_step"] >= 0:
+                    warnings.warn(
+                        f"mlptrain: the loss or gradient became non-finite at step "
+                        f"{result['first_bad_step']} of epoch {self.n_iter_ + 1}; training "
+                        "stopped at the last finite step (lower learning_rate_init?)",
+                        ConvergenceWarning)
+                    self._set_flat_params(trainer.params(0))
+                    if not self.loss_curve_:
+                        self.loss_ = float("nan")
                     break
-                self._no_improvement_count = 0
-            if incremental:
-                break
-            if self.n_iter_ == self.max_iter:
-                warnings.warn(
-                    "Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                    "optimization hasn't converged yet." % self.max_iter, ConvergenceWarning)
-        step, buffers = trainer.optimizer_state(0)
-        self._optimizer_state = (int(step), [np.asarray(b) for b in buffers])
-        if early_stopping:
+                self._end_epoch(trainer.params(0), result, n_samples, n_steps, seconds)
+                self._update_no_improvement_count(early_stopping, X_val, y_val)
+                self._iteration_ends()
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if early_stopping:
+                        msg = ("Validation score did not improve more than tol=%f for %d "
+                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                    else:
+                        msg = ("Training loss did not improve more than tol=%f for %d "
+                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
+                    if self._trigger_stopping(msg):
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(
+                        "Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                        "optimization hasn't converged yet." % self.max_iter, ConvergenceWarning)
+            step, buffers = trainer.optimizer_state(0)
+            self._optimizer_state = (int(step), [np.asarray(b) for b in buffers])
+        except KeyboardInterrupt:
+            # The attributes are those of the last whole epoch (each epoch sets them all at
+            # once, in _end_epoch); the trainer's optimizer state may be mid-epoch: dropped.
+            self._optimizer_state = None
+            raise
+        if early_stopping and self._best_coefs is not None:
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
+
+    def _end_epoch(self, flat_params, result, n_samples, n_steps, seconds):
+        """The attributes of a finished epoch, computed first and then set together, so that
+        an interrupt leaves either all of them or none."""
+        coefs, intercepts = self._unflatten(flat_params)
+        penalty = 0.0
+        if self.alpha:
+            squares = sum(float(np.dot(w.ravel(), w.ravel())) for w in coefs)
+            penalty = 0.5 * self.alpha * squares * n_steps / n_samples
+        loss = float(result["loss"]) + penalty
+        curve = self.loss_curve_ + [loss]
+        # One statement: no signal handler runs between its stores.
+        (self.coefs_, self.intercepts_, self.n_iter_, self.t_, self.loss_,
+         self.loss_curve_) = (coefs, intercepts, self.n_iter_ + 1, self.t_ + n_samples, loss,
+                              curve)
+        if self.verbose:
+            print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+            print(f"epoch {self.n_iter_}: train loss {result['loss']:.4f}, train acc "
+                  f"{100 * result['accuracy']:.2f}%, {seconds:.3f} s "
+                  f"({n_samples / max(seconds, 1e-12):,.0f} samples/s) on {self.device_}")
+            sys.stdout.flush()
 
     def _update_no_improvement_count(self, early_stopping, X_val, y_val):
         if early_stopping:
@@ -599,7 +634,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         est.t_ = 0
         est.loss_curve_ = []
         est.loss_ = math.nan
-        est.best_loss_ = math.nan
+        est.best_loss_ = np.inf  # a further fit stops on tol as a fresh one does
+        est._no_improvement_count = 0
+        est._best_coefs = est._best_intercepts = None
         est.validation_scores_ = None
         est.best_validation_score_ = None
         est._optimizer_state = None

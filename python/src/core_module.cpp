@@ -108,6 +108,15 @@ public:
             throw mlp::Error("X must be (n_samples, n_features) and y (n_samples,)");
         }
         const int64_t n = int64_t(x.shape(0));
+        // The loss reads logits[label]: a label past the classes would read outside them.
+        for (int64_t i = 0; i < n; ++i) {
+            if (int64_t(y.data()[i]) >= n_classes) {
+                throw mlp::UsageError("y", "label " + std::to_string(int(y.data()[i])) +
+                                               " of sample " + std::to_string(i) +
+                                               " is not below the class count " +
+                                               std::to_string(n_classes));
+            }
+        }
         if (int64_t(image_rows) * image_cols != int64_t(x.shape(1))) {
             throw mlp::Error("image shape " + std::to_string(image_rows) + " x " +
                              std::to_string(image_cols) + " does not hold " +
@@ -179,7 +188,10 @@ public:
     std::pair<int64_t, std::vector<Array<float>>> optimizer_state(int64_t k) {
         mlp::OptimizerState s = trainer_->optimizer_state(k);
         std::vector<Array<float>> buffers;
-        for (auto& b : s.buffers) buffers.push_back(to_numpy(std::move(b), {b.size()}));
+        for (auto& b : s.buffers) {
+            const size_t n = b.size();  // before the move: argument order is unspecified
+            buffers.push_back(to_numpy(std::move(b), {n}));
+        }
         return {s.step, buffers};
     }
     void set_optimizer_state(int64_t k, int64_t step, const std::vector<Array<const float>>& bufs) {

@@ -359,7 +359,7 @@ TEST(CudaTraining, FloatFeaturesActivationsAndL2MatchCpu) {
     REQUIRE_GPU();
     const int64_t n = 1500, n_features = 40;
     std::vector<float> x(size_t(n * n_features));
-    std::vector<uint8_t> y(size_t(n));
+    std::vector<uint8_t> y(static_cast<size_t>(n));
     const std::vector<float> noise = random_floats(n * n_features, 5);
     for (int64_t i = 0; i < n; ++i) {
         y[size_t(i)] = uint8_t(i % 5);
