@@ -115,6 +115,35 @@ struct ReferenceMlp {
         return g;
     }
 
+    // Central finite differences of mean_loss over `ids` for every parameter.
+    std::vector<double> numeric_gradient(const Split& split, const std::vector<int32_t>& ids,
+                                         double h) {
+        std::vector<double> numeric(params.size());
+        for (size_t i = 0; i < params.size(); ++i) {
+            const double saved = params[i];
+            params[i] = saved + h;
+            const double up = mean_loss(split, ids);
+            params[i] = saved - h;
+            const double down = mean_loss(split, ids);
+            params[i] = saved;
+            numeric[i] = (up - down) / (2.0 * h);
+        }
+        return numeric;
+    }
+
+    // The smallest |pre-activation| of a hidden layer over `ids`: a ReLU input closer to 0 than
+    // a finite difference's step would straddle two slopes.
+    double min_abs_hidden_z(const Split& split, const std::vector<int32_t>& ids) const {
+        double m = 1e300;
+        for (int32_t id : ids) {
+            const auto z = forward(input(split, id));
+            for (size_t l = 0; l + 1 < z.size(); ++l) {
+                for (double v : z[l]) m = std::min(m, std::abs(v));
+            }
+        }
+        return m;
+    }
+
     // One epoch of minibatch SGD in the order `perm`, last batch partial.
     void sgd_epoch(const Split& split, const std::vector<int32_t>& perm, int64_t batch,
                    double lr) {
@@ -126,6 +155,18 @@ struct ReferenceMlp {
         }
     }
 };
+
+// init_params with every bias set away from zero (a pattern of +-0.1, offset 0.013), so that
+// the ReLU inputs of a few samples keep clear of the kink for finite differences.
+inline std::vector<float> params_with_biases_off_zero(const ModelShape& shape, uint64_t seed) {
+    std::vector<float> params = init_params(shape, seed);
+    for (int l = 0; l < shape.n_layers(); ++l) {
+        for (int64_t o = 0; o < shape.n_out(l); ++o) {
+            params[size_t(shape.bias_offset(l) + o)] = 0.05f * float((o % 5) - 2) + 0.013f;
+        }
+    }
+    return params;
+}
 
 // ||a - b|| / max(||b||, tiny): the normalised error every backend check uses.
 template <class A, class B>

@@ -19,33 +19,12 @@ TEST(Gradients, MatchFiniteDifferencesOfTheWholeNetwork) {
 
     // Biases away from zero keep every ReLU input clear of the kink, where a
     // finite difference would straddle two slopes; the check below proves it.
-    std::vector<float> params = init_params(shape, 11);
-    for (int l = 0; l < shape.n_layers(); ++l) {
-        for (int64_t o = 0; o < shape.n_out(l); ++o) {
-            params[size_t(shape.bias_offset(l) + o)] = 0.05f * float((o % 5) - 2) + 0.013f;
-        }
-    }
+    const std::vector<float> params = test::params_with_biases_off_zero(shape, 11);
     test::ReferenceMlp ref{shape, std::vector<double>(params.begin(), params.end())};
     const double h = 1e-6;
-    double min_abs_z = 1e9;
-    for (int32_t id : ids) {
-        const auto z = ref.forward(test::ReferenceMlp::input(data.train, id));
-        for (size_t l = 0; l + 1 < z.size(); ++l) {
-            for (double v : z[l]) min_abs_z = std::min(min_abs_z, std::abs(v));
-        }
-    }
-    ASSERT_GT(min_abs_z, 1e3 * h) << "a ReLU input is too close to 0 for finite differences";
-
-    std::vector<double> numeric(params.size());
-    for (size_t i = 0; i < params.size(); ++i) {
-        const double saved = ref.params[i];
-        ref.params[i] = saved + h;
-        const double up = ref.mean_loss(data.train, ids);
-        ref.params[i] = saved - h;
-        const double down = ref.mean_loss(data.train, ids);
-        ref.params[i] = saved;
-        numeric[i] = (up - down) / (2.0 * h);
-    }
+    ASSERT_GT(ref.min_abs_hidden_z(data.train, ids), 1e3 * h)
+        << "a ReLU input is too close to 0 for finite differences";
+    const std::vector<double> numeric = ref.numeric_gradient(data.train, ids, h);
 
     TrainerOptions options;
     options.batch_size = 8;
