@@ -122,12 +122,14 @@ public:
                              std::to_string(image_cols) + " does not hold " +
                              std::to_string(x.shape(1)) + " features");
         }
-        data_.name = "numpy";
-        data_.n_classes = int(n_classes);
+        // Needed only while the trainer is built: the engine copies it to the device.
+        mlp::Dataset data;
+        data.name = "numpy";
+        data.n_classes = int(n_classes);
         // Borrowed: the array outlives the trainer's construction, which copies it once.
-        data_.train = mlp::make_float_split_view(x.data(), to_vector(y), n, image_rows, image_cols);
-        data_.test.images.n_rows = image_rows;
-        data_.test.images.n_cols = image_cols;
+        data.train = mlp::make_float_split_view(x.data(), to_vector(y), n, image_rows, image_cols);
+        data.test.images.n_rows = image_rows;
+        data.test.images.n_cols = image_cols;
         shape_ = mlp::ModelShape(int64_t(x.shape(1)), hidden, n_classes);
         mlp::TrainerOptions options;
         options.batch_size = batch_size;
@@ -145,9 +147,8 @@ public:
         options.use_graph = use_graph.value_or(choice.cuda);
         {
             nb::gil_scoped_release unlocked;
-            trainer_ = mlp::make_trainer(choice, shape_, data_, options, configs);
+            trainer_ = mlp::make_trainer(choice, shape_, data, options, configs);
         }
-        data_.train.borrowed_features = nullptr;  // the array may go; the trainer has its copy
     }
 
     int64_t n_models() const { return trainer_->n_models(); }
@@ -202,7 +203,6 @@ public:
     }
 
 private:
-    mlp::Dataset data_;
     mlp::ModelShape shape_;
     std::unique_ptr<mlp::Trainer> trainer_;
 };
