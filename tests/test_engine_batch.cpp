@@ -1,7 +1,8 @@
 // The engine (host/train/engine.hpp) over a batch of models against the same
 // engine over one model, on the CPU backend: model k of a batch ends bit for
 // bit where a trainer with model k's options ends, whatever the others do
-// (other update scalars, momentum or none, sitting an epoch out, diverging),
+// (other update scalars, momentum or none, sitting an epoch out, diverging, training on
+// its own subset of the training set),
 // on the generic and the fused path; its state reads and writes per model;
 // and the batched GEMM is the GEMM per model.
 #include <gtest/gtest.h>
@@ -139,6 +140,10 @@ TEST(EngineBatch, SgdWithAndWithoutMomentumMatchesAlone) {
 TEST(EngineBatch, NesterovWithShiftsMatchesAlone) {
     expect_batch_matches_alone({{sgd(0.9, 0.0, true), 5, 0.05}, {sgd(0.8, 1e-4, true), 6, 0.02}},
                                small_batches(), true);
+    // A model without momentum (no Nesterov flag) first: the batch still runs Nesterov's rule
+    // for the others.
+    expect_batch_matches_alone({{sgd(0.0, 0.0), 7, 0.1}, {sgd(0.9, 0.0, true), 8, 0.05}},
+                               small_batches(), false);
 }
 
 TEST(EngineBatch, AdamwAndAdamWithOwnBetasMatchAlone) {
@@ -209,12 +214,126 @@ TEST(EngineBatch, DivergingModelLeavesTheOthersAlone) {
     expect_batch_matches_alone({{sgd(0.9, 0.0), 1, 1e30}, {sgd(0.9, 0.0), 2, 0.1}}, skip, false);
 }
 
+// The training samples `subset` of `data`, in that order, as a data set of their own.
+Dataset subset_of(const Dataset& data, const std::vector<int32_t>& subset) {
+    Dataset d = data;
+    Split& s = d.train;
+    const int64_t n_features = data.train.images.n_features();
+    s.images.pixels.clear();
+    s.labels.labels.clear();
+    for (int32_t i : subset) {
+        const auto row = data.train.images.pixels.begin() + int64_t(i) * n_features;
+        s.images.pixels.insert(s.images.pixels.end(), row, row + n_features);
+        s.labels.labels.push_back(data.train.labels.labels[size_t(i)]);
+    }
+    s.images.n_items = s.labels.n_items = int64_t(subset.size());
+    return d;
+}
+
+// Models that train on their own subsets of one training set (cross-validation folds), of
+// sizes that end their epochs at different steps and with different last batches: model k of
+// the batch ends bit for bit where a trainer on a data set of its subset alone ends, with the
+// same orders, rates and shifts (positions of its subset), on both paths, recorded as a graph
+// or not, one model sitting an epoch out.
+TEST(EngineBatch, ModelsOnTheirOwnSubsetsMatchAlone) {
+    const Dataset data = test::synthetic_dataset(200, 50, 4, 5, 3);
+    // 200 and 160: 13 and 10 whole steps of 16; 165, 150: 11 and 10 steps, the last of 5 and
+    // 6 samples; 37: 3 steps; 7: one step of 7.
+    const std::vector<int64_t> sizes = {165, 200, 150, 37, 160, 7};
+    std::vector<std::vector<int32_t>> subsets;
+    for (size_t k = 0; k < sizes.size(); ++k) {
+        const std::vector<int32_t> p = epoch_permutation(200, 100 + k, 0);
+        subsets.emplace_back(p.begin(), p.begin() + sizes[k]);
+    }
+    for (KernelPath path : {KernelPath::generic, KernelPath::fused}) {
+        for (bool graph : {true, false}) {
+            for (bool shifts : {false, true}) {
+                TrainerOptions options = small_batches();
+                options.kernels = path;
+                options.use_graph = graph;
+                options.cpu_threads = 2;
+                std::vector<OptimizerConfig> optimizers;
+                for (size_t k = 0; k < sizes.size(); ++k) {
+                    optimizers.push_back(sgd(k % 2 ? 0.9 : 0.0, k == 2 ? 1e-3 : 0.0));
+                }
+                auto batch = make_cpu_trainer(k_shape, data, options, optimizers);
+                const int64_t n_epochs = 3, sits_out = 3;
+                std::vector<std::vector<EpochResult>> results;
+                for (size_t k = 0; k < sizes.size(); ++k) {
+                    batch->set_params(int64_t(k), init_params(k_shape, k));
+                }
+                for (int64_t e = 0; e < n_epochs; ++e) {
+                    for (size_t k = 0; k < sizes.size(); ++k) {
+                        if (int64_t(k) == sits_out && e == 1) continue;
+                        EpochPlan plan = plan_of(sizes[k], ceil_div(sizes[k], options.batch_size),
+                                                 k, e, 0.1, shifts);
+                        for (int32_t& i : plan.perm) i = subsets[k][size_t(i)];
+                        batch->plan_model(int64_t(k), plan);
+                    }
+                    results.push_back(batch->train_models());
+                }
+                for (size_t k = 0; k < sizes.size(); ++k) {
+                    TrainerOptions one = options;
+                    one.optimizer = optimizers[k];
+                    one.cpu_threads = 1;
+                    auto alone = make_cpu_trainer(k_shape, subset_of(data, subsets[k]), one);
+                    alone->set_params(init_params(k_shape, k));
+                    for (int64_t e = 0; e < n_epochs; ++e) {
+                        const std::string where = "model " + std::to_string(k) + " epoch " +
+                                                  std::to_string(e) + (graph ? " graph" : "") +
+                                                  (shifts ? " shifts" : "") +
+                                                  (path == KernelPath::fused ? " fused" : "");
+                        if (int64_t(k) == sits_out && e == 1) {
+                            EXPECT_EQ(results[size_t(e)][k].n_samples, 0) << where;
+                            continue;
+                        }
+                        const EpochResult r = alone->train_epoch(
+                            plan_of(sizes[k], alone->steps_per_epoch(), k, e, 0.1, shifts));
+                        const EpochResult& b = results[size_t(e)][k];
+                        EXPECT_EQ(r.n_samples, sizes[k]) << where;
+                        EXPECT_EQ(r.n_samples, b.n_samples) << where;
+                        EXPECT_EQ(r.loss, b.loss) << where;
+                        EXPECT_EQ(r.accuracy, b.accuracy) << where;
+                        EXPECT_EQ(r.grad_norm, b.grad_norm) << where;
+                    }
+                    EXPECT_TRUE(alone->params() == batch->params(int64_t(k))) << "model " << k;
+                    const OptimizerState a = alone->optimizer_state();
+                    const OptimizerState b = batch->optimizer_state(int64_t(k));
+                    EXPECT_EQ(a.step, b.step) << "model " << k;
+                    EXPECT_TRUE(a.buffers == b.buffers) << "model " << k;
+                }
+            }
+        }
+    }
+}
+
+// The launches of a step: consecutive models with the same sample count share one, a model
+// whose order has ended is in none.
+TEST(EngineBatch, StepGroupsSplitOnlyWhereTheCountsDiffer) {
+    auto groups = [](const std::vector<int64_t>& n, int64_t first) {
+        std::vector<std::vector<int64_t>> out;
+        for (const StepGroup& g : step_groups(n, first, 16)) {
+            out.push_back({g.k0, g.n_models, g.n_batch});
+        }
+        return out;
+    };
+    using G = std::vector<std::vector<int64_t>>;
+    EXPECT_EQ(groups({200, 200, 200}, 0), (G{{0, 3, 16}}));
+    EXPECT_EQ(groups({165, 200, 150, 37}, 0), (G{{0, 4, 16}}));
+    EXPECT_EQ(groups({165, 200, 150, 37}, 32), (G{{0, 3, 16}, {3, 1, 5}}));
+    EXPECT_EQ(groups({165, 200, 150, 37}, 144), (G{{0, 2, 16}, {2, 1, 6}}));
+    EXPECT_EQ(groups({165, 200, 165, 165}, 160), (G{{0, 1, 5}, {1, 1, 16}, {2, 2, 5}}));
+    EXPECT_EQ(groups({165, 200, 150, 37}, 192), (G{{1, 1, 8}}));
+}
+
 TEST(EngineBatch, RefusesWhatItCannotBatch) {
     const Dataset data = test::synthetic_dataset(40, 10, 4, 5, 3);
     TrainerOptions options = small_batches();
     EXPECT_EQ(make_cpu_trainer(k_shape, data, options, {})->n_models(), 1);
     EXPECT_THROW(make_cpu_trainer(k_shape, data, options,
                                   {sgd(0.0, 0.0), adam(OptimizerKind::adam, 0.9, 0.999, 0)}),
+                 Error);
+    EXPECT_THROW(make_cpu_trainer(k_shape, data, options, {sgd(0.9, 0.0, true), sgd(0.5, 0)}),
                  Error);
     auto batch = make_cpu_trainer(k_shape, data, options, {sgd(0.0, 0.0), sgd(0.9, 0)});
     EXPECT_THROW(batch->train_models(), Error);  // nothing planned
@@ -230,6 +349,16 @@ TEST(EngineBatch, RefusesWhatItCannotBatch) {
     EXPECT_THROW(batch->plan_model(1, plan), Error);  // shifts for one, none for the other
     plan.lr.pop_back();
     EXPECT_THROW(batch->plan_model(0, plan), Error);
+    // A subset's order needs a rate for each of its own steps, and shifts for its positions.
+    EpochPlan part = plan_of(20, 2, 1, 0, 0.1, true);
+    EXPECT_NO_THROW(batch->plan_model(1, part));
+    part.lr.push_back(0.1);
+    EXPECT_THROW(batch->plan_model(1, part), Error);
+    part.lr.pop_back();
+    part.shifts.assign(2 * 40, 0);
+    EXPECT_THROW(batch->plan_model(1, part), Error);
+    part.perm.clear();
+    EXPECT_THROW(batch->plan_model(1, part), Error);  // an empty order
 }
 
 // Model k's parameters, gradients and optimizer state start model_stride() values after

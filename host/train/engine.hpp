@@ -17,10 +17,19 @@
 // (a CUDA graph) and replays it. Per-sample losses and predictions, each step's squared
 // gradient norm and its status from the non-finite guard (which can skip the update, --on-nan)
 // are read back once per epoch. Models not planned for an epoch sit it out untouched.
+//
+// Each model's order may hold any subset of the training set (cross-validation trains each fold
+// on its own part of one resident data set): model k runs ceil(n_k / batch) steps, the last one
+// of n_k mod batch samples when that is not 0, exactly the steps it runs alone on its subset.
+// An epoch has the longest order's step count; a step where the models take different sample
+// counts (the last steps of the shorter orders) launches once per group of consecutive models
+// with one count (step_groups), and a model whose order has ended takes no part. Every launch
+// thus sees model k's shapes as they are when it trains alone.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <numeric>
 #include <string>
 #include <utility>
@@ -45,7 +54,8 @@ public:
     template <class T>
     using Buffer = typename Backend::template Buffer<T>;
 
-    // One model per entry of `optimizers`, all of one kind (and nesterov); empty: one model
+    // One model per entry of `optimizers`, all of one kind (those with momentum: all Nesterov or
+    // none); empty: one model
     // of options.optimizer. The other fields of options are shared.
     Engine(Backend& backend, const ModelShape& shape, const Dataset& data,
            const TrainerOptions& options, const std::vector<OptimizerConfig>& optimizers = {})
@@ -57,11 +67,19 @@ public:
           n_models_(int64_t(optimizers_.size())) {
         check_engine_inputs(shape, data, options);
         std::vector<ModelScalars> scalars;
+        // Nesterov's rule is one flag of the update for the batch; a model without momentum
+        // runs plain SGD whatever the flag, so only the models with momentum must agree.
+        int64_t with_momentum = -1;
         for (const OptimizerConfig& o : optimizers_) {
             check_optimizer_config(o);
-            if (o.kind != optimizers_.front().kind || o.nesterov != optimizers_.front().nesterov) {
+            if (o.kind != optimizers_.front().kind) {
                 throw Error("the models of a batch share one optimizer kind");
             }
+            if (o.momentum != 0.0 && with_momentum >= 0 &&
+                o.nesterov != optimizers_[size_t(with_momentum)].nesterov) {
+                throw Error("the models of a batch with momentum share Nesterov's rule or not");
+            }
+            if (o.momentum != 0.0 && with_momentum < 0) with_momentum = &o - optimizers_.data();
             scalars.push_back(ModelScalars{int32_t(o.momentum != 0.0), float(o.momentum),
                                            float(o.weight_decay), float(1.0 - o.beta1),
                                            float(o.beta2), float(1.0 - o.beta2), float(o.eps),
@@ -69,6 +87,9 @@ public:
             l2_ = l2_ || o.l2_penalty != 0.0;
         }
         options_.optimizer = optimizers_.front();
+        if (with_momentum >= 0) {
+            options_.optimizer.nesterov = optimizers_[size_t(with_momentum)].nesterov;
+        }
         // Room for the most state any model keeps (SGD: momentum buffers when one model has
         // momentum); each model reads and writes only its own (optimizer_state_names).
         size_t n_state = 0;
@@ -120,6 +141,8 @@ public:
             be_.copy_to_device(train_perm_.data() + k * train_.n, identity.data(), train_.n);
         }
         h_perm_.assign(size_t(n_models_), identity);
+        n_samples_.assign(size_t(n_models_), train_.n);
+        group_keys_[n_samples_] = 0;  // whole orders: keys 0 and 1, as before subsets existed
         train_shifts_ = zeroed<int8_t>(be_, n_models_ * 2 * train_.n);
         test_perm_ = be_.template alloc<int32_t>(test_.n);  // one identity for every model
         identity.resize(size_t(test_.n));
@@ -134,6 +157,7 @@ public:
         be_.reserve_batch(n_models_);
         if (options.kernels == KernelPath::fused) alloc_fused();
         planned_.assign(size_t(n_models_), false);
+        n_run_ = n_models_;
     }
 
     const ModelShape& shape() const { return shape_; }
@@ -141,8 +165,9 @@ public:
     int64_t n_train() const { return train_.n; }
     int64_t n_test() const { return test_.n; }
     int64_t steps_per_epoch() const { return n_steps_; }
-    // The recorded epochs (key 1: with shifts, 0: without), and the launches recorded for the
-    // last epoch trained with a graph (0 if none was recorded).
+    // The recorded epochs (key 2 g + 1: with shifts, 2 g: without, g numbering the orders'
+    // lengths in the order they first trained, 0 for whole orders), and the launches recorded
+    // for the last epoch trained with a graph (0 if none was recorded).
     const typename Backend::Graph& train_graph() const { return train_graph_; }
     int64_t train_graph_nodes() const { return train_graph_.n_nodes(last_train_key_); }
 
@@ -180,25 +205,27 @@ public:
         steps_done_[size_t(k)] = state.step;
     }
 
-    // Model k trains in the next train_epoch() as `plan` says (its order, learning rates
-    // and shifts). Either every planned model of an epoch has shifts or none has.
+    // Model k trains in the next train_epoch() as `plan` says (its order of a subset of the
+    // training set, learning rates and shifts). Either every planned model of an epoch has
+    // shifts or none has.
     void plan_model(int64_t k, const EpochPlan& plan) {
         check_model(k);
-        check_epoch_plan(plan, train_.n, n_steps_);
+        check_epoch_plan(plan, train_.n, options_.batch_size);
         const bool augment = !plan.shifts.empty();
         if (n_planned_ > 0 && augment != augment_) {
             throw Error("the models of a batch either all shift their images or none does");
         }
         augment_ = augment;
-        be_.copy_to_device(train_perm_.data() + k * train_.n, plan.perm.data(), train_.n);
+        const int64_t n = int64_t(plan.perm.size());
+        be_.copy_to_device(train_perm_.data() + k * train_.n, plan.perm.data(), n);
         h_perm_[size_t(k)] = plan.perm;
+        n_samples_[size_t(k)] = n;
         if (augment) {
-            be_.copy_to_device(train_shifts_.data() + k * 2 * train_.n, plan.shifts.data(),
-                               2 * train_.n);
+            be_.copy_to_device(train_shifts_.data() + k * 2 * train_.n, plan.shifts.data(), 2 * n);
         }
         const std::vector<OptimizerStep> table =
             optimizer_steps(optimizers_[size_t(k)], plan.lr, steps_done_[size_t(k)]);
-        be_.copy_to_device(step_table_.data() + k * n_steps_, table.data(), n_steps_);
+        be_.copy_to_device(step_table_.data() + k * n_steps_, table.data(), int64_t(table.size()));
         n_planned_ += !planned_[size_t(k)];
         planned_[size_t(k)] = true;
     }
@@ -222,21 +249,34 @@ public:
             std::exchange(planned_, std::vector<bool>(size_t(n_models_)));
         n_planned_ = 0;
         const int64_t batch = options_.batch_size;
+        // Models that sit out keep their last order's length, so that finishing models leave
+        // the launches (and a recorded graph) as they were.
+        const int64_t n_steps =
+            ceil_div(*std::max_element(n_samples_.begin(), n_samples_.end()), batch);
         auto steps = [&](bool report) {
-            for (int64_t step = 0; step < n_steps_; ++step) {
+            for (int64_t step = 0; step < n_steps; ++step) {
                 const int64_t first = step * batch;
-                train_step(step, first, std::min(batch, train_.n - first));
-                if (report && on_step) on_step(step + 1, n_steps_);
+                for (const StepGroup& g : step_groups(n_samples_, first, batch)) {
+                    run_models(g.k0, g.n_models, [&] { train_step(step, first, g.n_batch); });
+                }
+                if (report && on_step) on_step(step + 1, n_steps);
             }
         };
         if (options_.use_graph) {
-            // The gather's arguments differ with and without shifts, so
-            // switching between the two records the epoch afresh.
-            last_train_key_ = augment_ ? 1 : 0;
+            // The gather's arguments differ with and without shifts, and the launches with
+            // the orders' lengths: either change records the epoch afresh.
+            const auto key = group_keys_.emplace(n_samples_, int64_t(group_keys_.size())).first;
+            last_train_key_ = 2 * key->second + (augment_ ? 1 : 0);
             const int8_t* shifts = augment_ ? train_shifts_.data() : nullptr;
             if (train_graph_.n_nodes(last_train_key_) == 0) {
                 warm_up(train_.n, batch,
                         [&](int64_t f, int64_t n) { compute_gradients(f, n, shifts); });
+                // The shorter last steps of the other orders (cuBLASLt plans per shape).
+                for (int64_t n : n_samples_) {
+                    if (n % batch != 0 && n % batch != train_.n % batch) {
+                        compute_gradients(0, n % batch, shifts);
+                    }
+                }
             }
             be_.run_graph(train_graph_, last_train_key_, [&] { steps(false); });
         } else {
@@ -249,12 +289,13 @@ public:
         std::vector<EpochResult> results(static_cast<size_t>(n_models_));
         for (int64_t k = 0; k < n_models_; ++k) {
             if (!planned[size_t(k)]) continue;
-            steps_done_[size_t(k)] += n_steps_;
+            const int64_t n_k = n_samples_[size_t(k)], steps_k = ceil_div(n_k, batch);
+            steps_done_[size_t(k)] += steps_k;
             const int8_t* s = status.data() + k * n_steps_;
             EpochResult& r = results[size_t(k)];
-            r = reduce(k, train_.n, h_perm_[size_t(k)].data(), h_train_labels_, s);
-            r.grad_norm = mean_grad_norm(s, grad_sq.data() + k * n_steps_, n_steps_);
-            for (int64_t j = 0; j < n_steps_; ++j) {
+            r = reduce(k, n_k, h_perm_[size_t(k)].data(), h_train_labels_, s);
+            r.grad_norm = mean_grad_norm(s, grad_sq.data() + k * n_steps_, steps_k);
+            for (int64_t j = 0; j < steps_k; ++j) {
                 r.skipped_steps += s[j] != step_ok;
                 if (s[j] != step_ok && r.first_bad_step < 0) r.first_bad_step = j;
             }
@@ -302,8 +343,9 @@ public:
             throw Error("gradient batch must hold 1.." + std::to_string(capacity_) + " samples");
         }
         be_.copy_to_device(train_perm_.data() + k * train_.n, ids.data(), n);
-        std::copy(ids.begin(), ids.end(), h_perm_[size_t(k)].begin());
-        compute_gradients(0, n, nullptr);
+        h_perm_[size_t(k)] = ids;
+        n_samples_[size_t(k)] = n;
+        run_models(k, 1, [&] { compute_gradients(0, n, nullptr); });
         if (mean_loss) *mean_loss = running_loss(k, n);
         return read(grads_, k * stride_, shape_.n_params(), k);
     }
@@ -324,6 +366,27 @@ private:
             throw Error("model " + std::to_string(k) + " is not in this batch of " +
                         std::to_string(n_models_));
         }
+    }
+
+    // Runs `launch` with models [k0, k0 + n) as the ones the step's launches cover.
+    template <class Launch>
+    void run_models(int64_t k0, int64_t n, const Launch& launch) {
+        k0_ = k0;
+        n_run_ = n;
+        try {
+            launch();
+        } catch (...) {
+            k0_ = 0;
+            n_run_ = n_models_;
+            throw;
+        }
+        k0_ = 0;
+        n_run_ = n_models_;
+    }
+    // The first of the running models' slices of b, `per_model` values each.
+    template <class T>
+    T* at(const Buffer<T>& b, int64_t per_model) const {
+        return b.data() + k0_ * per_model;
     }
 
     // n values of model k's slice, `offset` values into b.
@@ -357,8 +420,9 @@ private:
             n_models_ * n_act);
     }
 
-    float* weight(int l) { return params_.data() + shape_.weight_offset(l); }
-    float* bias(int l) { return params_.data() + shape_.bias_offset(l); }
+    float* weight(int l) { return at(params_, stride_) + shape_.weight_offset(l); }
+    float* bias(int l) { return at(params_, stride_) + shape_.bias_offset(l); }
+    float* grads() { return at(grads_, stride_); }
     Strided<float> per_model(float* p) const { return {p, stride_}; }
 
     // Gather (shifting the images when `shifts` is set), then every layer's GEMM and
@@ -367,28 +431,31 @@ private:
     void forward(const DeviceSplit<Backend>& split, const int32_t* perm, int64_t perm_stride,
                  int64_t first, int64_t n_batch, const int8_t* shifts) {
         const int64_t n_in = shape_.n_inputs();
-        be_.for_each_2d(
-            n_models_ * n_batch, n_in,
-            GatherModels{GatherFunctor{act_[0].data(), split.images.data(), perm, first, n_in,
-                                       shifts, image_rows_, image_cols_, split.float_features()},
-                         n_batch, act_stride_[0], perm_stride, 2 * train_.n});
+        be_.for_each_2d(n_run_ * n_batch, n_in,
+                        GatherModels{GatherFunctor{at(act_[0], act_stride_[0]), split.images.data(),
+                                                   perm, first, n_in, shifts, image_rows_,
+                                                   image_cols_, split.float_features()},
+                                     n_batch, act_stride_[0], perm_stride, 2 * train_.n});
         for (int l = 0; l < shape_.n_layers(); ++l) {
             const int64_t in = shape_.n_in(l), out = shape_.n_out(l);
-            const Strided<float> z{act_[size_t(l) + 1].data(), act_stride_[size_t(l) + 1]};
-            const Strided<float> x{act_[size_t(l)].data(), act_stride_[size_t(l)]};
+            const Strided<float> z{at(act_[size_t(l) + 1], act_stride_[size_t(l) + 1]),
+                                   act_stride_[size_t(l) + 1]};
+            const Strided<float> x{at(act_[size_t(l)], act_stride_[size_t(l)]),
+                                   act_stride_[size_t(l)]};
             const bool relu = l + 1 < shape_.n_layers();
             if (fused_) {
                 const Strided<uint8_t> mask =
-                    relu ? Strided<uint8_t>{relu_mask_[size_t(l)].data(), mask_stride_[size_t(l)]}
+                    relu ? Strided<uint8_t>{at(relu_mask_[size_t(l)], mask_stride_[size_t(l)]),
+                                            mask_stride_[size_t(l)]}
                          : Strided<uint8_t>{};
                 be_.gemm_bias_act(z, mask, per_model(weight(l)), x, per_model(bias(l)), relu, out,
-                                  n_batch, in, n_models_);
+                                  n_batch, in, n_run_);
                 continue;
             }
             be_.gemm_batched(Trans::T, Trans::N, out, n_batch, in, weight(l), in, stride_, x.data,
-                             in, x.stride, z.data, out, z.stride, n_models_);
+                             in, x.stride, z.data, out, z.stride, n_run_);
             be_.for_each_2d(
-                n_models_ * n_batch, out,
+                n_run_ * n_batch, out,
                 BiasActModels{BiasActFunctor{z.data, bias(l), out,
                                              relu ? options_.activation : Activation::identity},
                               n_batch, z.stride, stride_});
@@ -401,20 +468,22 @@ private:
     // functors on the CPU, parallel kernels on CUDA (a functor sums in one thread).
     void train_step(int64_t step, int64_t first, int64_t n_batch) {
         compute_gradients(first, n_batch, augment_ ? train_shifts_.data() : nullptr);
+        const int64_t parts = k_norm_parts;
         const GradNormGuardModels g{
-            SquaredNormPartsModels{SquaredNormPartsFunctor{grad_sq_parts_.data(), grads_.data(),
+            SquaredNormPartsModels{SquaredNormPartsFunctor{at(grad_sq_parts_, parts), grads(),
                                                            shape_.n_params(), k_norm_parts},
                                    stride_},
-            SumPartsModels{
-                SumPartsFunctor{step_grad_sq_.data() + step, grad_sq_parts_.data(), k_norm_parts},
-                n_steps_},
-            StepGuardModels{StepGuardFunctor{guard_.data(), step_status_.data() + step,
-                                             sample_loss_.data() + first, n_batch,
-                                             step_grad_sq_.data() + step, int32_t(step), true},
-                            stop_.data(), n_steps_, n_max_, n_steps_},
-            params_.data()};
-        be_.grad_norm_guard(g, n_models_);
-        update(step_table_.data() + step, n_batch);
+            SumPartsModels{SumPartsFunctor{at(step_grad_sq_, n_steps_) + step,
+                                           at(grad_sq_parts_, parts), k_norm_parts},
+                           n_steps_},
+            StepGuardModels{
+                StepGuardFunctor{at(guard_, 2), at(step_status_, n_steps_) + step,
+                                 at(sample_loss_, n_max_) + first, n_batch,
+                                 at(step_grad_sq_, n_steps_) + step, int32_t(step), true},
+                at(stop_, 1), n_steps_, n_max_, n_steps_},
+            at(params_, stride_)};
+        be_.grad_norm_guard(g, n_run_);
+        update(at(step_table_, n_steps_) + step, n_batch);
     }
 
     // One functor over every model's flat parameter slice, per optimizer; before it, the L2
@@ -425,27 +494,27 @@ private:
             for (int l = 0; l < shape_.n_layers(); ++l) {
                 const int64_t w = shape_.weight_offset(l);
                 be_.for_each_2d(
-                    n_models_, shape_.n_in(l) * shape_.n_out(l),
-                    L2PenaltyModels{L2PenaltyFunctor{grads_.data() + w, params_.data() + w, 0.0f},
-                                    scalars_.data(), stride_, 1.0f / float(n_batch)});
+                    n_run_, shape_.n_in(l) * shape_.n_out(l),
+                    L2PenaltyModels{L2PenaltyFunctor{grads() + w, at(params_, stride_) + w, 0.0f},
+                                    at(scalars_, 1), stride_, 1.0f / float(n_batch)});
             }
         }
-        const int32_t* skip = guard_.data() + 1;
+        const int32_t* skip = at(guard_, 2) + 1;
         if (o.kind == OptimizerKind::sgd) {
-            float* momentum = opt_state_.empty() ? nullptr : opt_state_[0].data();
+            float* momentum = opt_state_.empty() ? nullptr : at(opt_state_[0], stride_);
             be_.for_each_2d(
-                n_models_, shape_.n_params(),
-                SgdUpdateModels{SgdUpdateFunctor{params_.data(), grads_.data(), lr_address(step),
+                n_run_, shape_.n_params(),
+                SgdUpdateModels{SgdUpdateFunctor{at(params_, stride_), grads(), lr_address(step),
                                                  skip, momentum, 0.0f, 0.0f, o.nesterov},
-                                step, scalars_.data(), stride_, n_steps_});
+                                step, at(scalars_, 1), stride_, n_steps_});
         } else {
             be_.for_each_2d(
-                n_models_, shape_.n_params(),
+                n_run_, shape_.n_params(),
                 AdamUpdateModels{
-                    AdamUpdateFunctor{params_.data(), grads_.data(), opt_state_[0].data(),
-                                      opt_state_[1].data(), step, skip, 0.0f, 0.0f, 0.0f, 0.0f,
-                                      0.0f, o.kind == OptimizerKind::adamw},
-                    scalars_.data(), stride_, n_steps_});
+                    AdamUpdateFunctor{at(params_, stride_), grads(), at(opt_state_[0], stride_),
+                                      at(opt_state_[1], stride_), step, skip, 0.0f, 0.0f, 0.0f,
+                                      0.0f, 0.0f, o.kind == OptimizerKind::adamw},
+                    at(scalars_, 1), stride_, n_steps_});
         }
     }
 
@@ -453,9 +522,9 @@ private:
                               int64_t perm_stride, int64_t first, int64_t n_batch,
                               float grad_scale) {
         return SoftmaxXentModels{
-            SoftmaxXentFunctor{act_.back().data(), sample_loss_.data(), sample_pred_.data(),
-                               split.labels.data(), perm, first, shape_.n_classes(),
-                               grad_scale * (1.0f / float(n_batch))},
+            SoftmaxXentFunctor{at(act_.back(), act_stride_.back()), at(sample_loss_, n_max_),
+                               at(sample_pred_, n_max_), split.labels.data(), perm, first,
+                               shape_.n_classes(), grad_scale * (1.0f / float(n_batch))},
             act_stride_.back(), n_max_, perm_stride};
     }
 
@@ -464,50 +533,52 @@ private:
     // the same step through the backend's fused operations, each hidden layer keeping what
     // its ReLU backward needs (a mask on CUDA).
     void compute_gradients(int64_t first, int64_t n_batch, const int8_t* shifts) {
-        forward(train_, train_perm_.data(), train_.n, first, n_batch, shifts);
+        const int32_t* perm = at(train_perm_, train_.n);
+        forward(train_, perm, train_.n, first, n_batch,
+                shifts ? shifts + k0_ * 2 * train_.n : nullptr);
         const int n_layers = shape_.n_layers();
-        const SoftmaxXentModels loss =
-            loss_of(train_, train_perm_.data(), train_.n, first, n_batch, 1.0f);
+        const SoftmaxXentModels loss = loss_of(train_, perm, train_.n, first, n_batch, 1.0f);
         if (fused_) {
-            be_.softmax_xent_bgrad(per_model(grads_.data() + shape_.bias_offset(n_layers - 1)),
-                                   loss, n_batch, n_models_);
+            be_.softmax_xent_bgrad(per_model(grads() + shape_.bias_offset(n_layers - 1)), loss,
+                                   n_batch, n_run_);
         } else {
-            be_.for_each_2d(n_models_, n_batch, loss);
+            be_.for_each_2d(n_run_, n_batch, loss);
         }
-        Strided<const float> grad_z{act_.back().data(), act_stride_.back()};
+        Strided<const float> grad_z{at(act_.back(), act_stride_.back()), act_stride_.back()};
         for (int l = n_layers - 1; l >= 0; --l) {
             const int64_t in = shape_.n_in(l), out = shape_.n_out(l);
-            const Strided<const float> input{act_[size_t(l)].data(), act_stride_[size_t(l)]};
-            const Strided<float> grad_w = per_model(grads_.data() + shape_.weight_offset(l));
-            const Strided<float> grad_in{grad_act_[size_t(l)].data(), capacity_ * in};
+            const Strided<const float> input{at(act_[size_t(l)], act_stride_[size_t(l)]),
+                                             act_stride_[size_t(l)]};
+            const Strided<float> grad_w = per_model(grads() + shape_.weight_offset(l));
+            const Strided<float> grad_in{at(grad_act_[size_t(l)], capacity_ * in), capacity_ * in};
             if (fused_) {
-                be_.weight_grad(grad_w, input, grad_z, in, out, n_batch, n_models_);
+                be_.weight_grad(grad_w, input, grad_z, in, out, n_batch, n_run_);
                 if (l == 0) break;
-                be_.gemm_drelu_bgrad(grad_in, per_model(grads_.data() + shape_.bias_offset(l - 1)),
+                be_.gemm_drelu_bgrad(grad_in, per_model(grads() + shape_.bias_offset(l - 1)),
                                      per_model(weight(l)), grad_z, input,
-                                     Strided<const uint8_t>{relu_mask_[size_t(l) - 1].data(),
-                                                            mask_stride_[size_t(l) - 1]},
-                                     in, n_batch, out, n_models_);
+                                     Strided<const uint8_t>{
+                                         at(relu_mask_[size_t(l) - 1], mask_stride_[size_t(l) - 1]),
+                                         mask_stride_[size_t(l) - 1]},
+                                     in, n_batch, out, n_run_);
                 grad_z = grad_in;
                 continue;
             }
             // dW^T (in x batch . batch x out) = X dZ^T, then the bias gradient of dZ.
             be_.gemm_batched(Trans::N, Trans::T, in, out, n_batch, input.data, in, input.stride,
-                             grad_z.data, out, grad_z.stride, grad_w.data, in, stride_, n_models_);
-            be_.bias_grad(per_model(grads_.data() + shape_.bias_offset(l)), grad_z, out, n_batch,
-                          n_models_);
+                             grad_z.data, out, grad_z.stride, grad_w.data, in, stride_, n_run_);
+            be_.bias_grad(per_model(grads() + shape_.bias_offset(l)), grad_z, out, n_batch, n_run_);
             if (l == 0) break;
             // dA_in (in x batch) = W^T dZ, then ReLU's derivative.
             be_.gemm_batched(Trans::N, Trans::N, in, n_batch, out, weight(l), in, stride_,
                              grad_z.data, out, grad_z.stride, grad_in.data, in, grad_in.stride,
-                             n_models_);
+                             n_run_);
             if (options_.activation == Activation::relu) {
-                be_.for_each_2d(n_models_, n_batch * in,
+                be_.for_each_2d(n_run_, n_batch * in,
                                 ReluBackwardModels{ReluBackwardFunctor{grad_in.data, input.data},
                                                    grad_in.stride, input.stride});
             } else {
                 be_.for_each_2d(
-                    n_models_, n_batch * in,
+                    n_run_, n_batch * in,
                     ActivationBackwardModels{
                         ActivationBackwardFunctor{grad_in.data, input.data, options_.activation},
                         grad_in.stride, input.stride});
@@ -527,7 +598,7 @@ private:
 
     void eval_step(int64_t first, int64_t n_batch) {
         forward(test_, test_perm_.data(), 0, first, n_batch, nullptr);
-        be_.for_each_2d(n_models_, n_batch,
+        be_.for_each_2d(n_run_, n_batch,
                         loss_of(test_, test_perm_.data(), 0, first, n_batch, 0.0f));
     }
 
@@ -578,6 +649,9 @@ private:
     int64_t capacity_ = 0;
     std::vector<bool> planned_;
     int64_t n_planned_ = 0;
+    std::vector<int64_t> n_samples_;                      // per model: its last order's length
+    std::map<std::vector<int64_t>, int64_t> group_keys_;  // n_samples_ -> g of the graph keys
+    int64_t k0_ = 0, n_run_ = 0;  // the models the launches issued now run (run_models)
     bool augment_ = false;
     typename Backend::Graph train_graph_, eval_graph_;
     int64_t last_train_key_ = 0;  // the train_graph_ key of the last graph-replayed epoch

@@ -1,6 +1,7 @@
 // The host side of host/train/engine.hpp: input checks, model stride, read-back reductions.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -90,12 +91,14 @@ inline void check_param_count(const ModelShape& shape, int64_t n) {
     }
 }
 
-// A plan gives every position a training sample, every step a rate, and (shifting) every
-// position 2 shifts.
-inline void check_epoch_plan(const EpochPlan& plan, int64_t n_train, int64_t n_steps) {
-    if (int64_t(plan.perm.size()) != n_train) {
-        throw Error("epoch order has " + std::to_string(plan.perm.size()) + " entries for " +
-                    std::to_string(n_train) + " training samples");
+// A plan orders a subset of the training set, from one sample to all of them (its order's
+// length n), gives each of its ceil(n / batch_size) steps a rate, and (shifting) each position
+// 2 shifts.
+inline void check_epoch_plan(const EpochPlan& plan, int64_t n_train, int64_t batch_size) {
+    const int64_t n = int64_t(plan.perm.size());
+    if (n < 1 || n > n_train) {
+        throw Error("epoch order has " + std::to_string(n) + " entries, not 1.." +
+                    std::to_string(n_train) + " (the training samples)");
     }
     for (size_t i = 0; i < plan.perm.size(); ++i) {
         if (plan.perm[i] < 0 || plan.perm[i] >= n_train) {
@@ -104,15 +107,41 @@ inline void check_epoch_plan(const EpochPlan& plan, int64_t n_train, int64_t n_s
                         std::to_string(n_train - 1) + ")");
         }
     }
+    const int64_t n_steps = ceil_div(n, batch_size);
     if (int64_t(plan.lr.size()) != n_steps) {
         throw Error("epoch plan has " + std::to_string(plan.lr.size()) + " learning rates for " +
-                    std::to_string(n_steps) + " steps");
+                    std::to_string(n_steps) + " steps (" + std::to_string(n) + " samples)");
     }
-    if (!plan.shifts.empty() && int64_t(plan.shifts.size()) != 2 * n_train) {
+    if (!plan.shifts.empty() && int64_t(plan.shifts.size()) != 2 * n) {
         throw Error("epoch plan has " + std::to_string(plan.shifts.size()) +
-                    " shift values, expected 2 per training sample (" +
-                    std::to_string(2 * n_train) + ")");
+                    " shift values, expected 2 per position of its order (" +
+                    std::to_string(2 * n) + ")");
     }
+}
+
+// The launches of one step of an epoch in which the models' orders have different lengths:
+// models [k0, k0 + n_models) take n_batch samples each.
+struct StepGroup {
+    int64_t k0 = 0, n_models = 0, n_batch = 0;
+};
+
+// The groups of the step that starts at position `first`: consecutive models whose orders hold
+// the same number of samples from there on (at most batch_size), those whose orders have ended
+// left out. All models form one group but at the last steps of the shorter orders.
+inline std::vector<StepGroup> step_groups(const std::vector<int64_t>& n_samples, int64_t first,
+                                          int64_t batch_size) {
+    std::vector<StepGroup> groups;
+    for (size_t k = 0; k < n_samples.size(); ++k) {
+        const int64_t n_batch = std::min(batch_size, n_samples[k] - first);
+        if (n_batch <= 0) continue;
+        if (!groups.empty() && groups.back().n_batch == n_batch &&
+            groups.back().k0 + groups.back().n_models == int64_t(k)) {
+            ++groups.back().n_models;
+        } else {
+            groups.push_back(StepGroup{int64_t(k), 1, n_batch});
+        }
+    }
+    return groups;
 }
 
 // The one read-back per pass, reduced: per-sample loss and prediction of n samples, summed

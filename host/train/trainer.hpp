@@ -34,9 +34,11 @@ struct TrainerOptions {
 // decided on the host before the epoch starts (make_epoch_plan() in
 // host/train/train_loop.hpp derives it from the config and the epoch index).
 struct EpochPlan {
-    std::vector<int32_t> perm;   // order of the training samples
-    std::vector<double> lr;      // learning rate of every step: ceil(n_train / batch) values
-    std::vector<int8_t> shifts;  // (dx, dy) per position of perm, 2 * n_train values; empty: none
+    // Order of the samples the model trains on this epoch: all n_train of them, or a subset of
+    // n < n_train (a cross-validation fold: host/train/engine.hpp)
+    std::vector<int32_t> perm;
+    std::vector<double> lr;      // learning rate of every step: ceil(n / batch) values
+    std::vector<int8_t> shifts;  // (dx, dy) per position of perm, 2 * n values; empty: none
 };
 
 struct EpochResult {
@@ -87,7 +89,7 @@ public:
     virtual const ModelShape& shape() const = 0;
     virtual int64_t n_train() const = 0;
     virtual int64_t n_test() const = 0;
-    virtual int64_t steps_per_epoch() const = 0;  // ceil(n_train / batch size)
+    virtual int64_t steps_per_epoch() const = 0;  // ceil(n_train / batch size): a whole order
     virtual std::string device_name() const = 0;
     // Launches (graph nodes: kernels, cuBLAS's included) recorded for one training epoch
     // of all the models replayed as a graph, the last one trained; 0 where no epoch was

@@ -530,6 +530,59 @@ TEST(CudaBatched, FusedModelsMatchAloneAndCpu) {
     expect_cuda_batch_matches({{a, 1, 0.003f}, {b, 2, 0.01f}}, false, KernelPath::fused);
 }
 
+// Models on their own subsets of one training set (cross-validation folds) ending at
+// different steps with different last batches: the CUDA batch against the CPU batch (itself
+// bit for bit each model alone on its subset, EngineBatch.ModelsOnTheirOwnSubsetsMatchAlone),
+// recorded as a graph and not, on both kernel paths; the graph is recorded once per set of
+// order lengths and replayed by the next epoch.
+TEST(CudaBatched, ModelsOnTheirOwnSubsetsMatchCpu) {
+    REQUIRE_GPU();
+    const Dataset data = test::synthetic_dataset(1000, 200, 28, 28, 10);
+    const ModelShape shape({784, 128, 64, 10});
+    const std::vector<int64_t> sizes = {800, 1000, 801, 130, 64};
+    for (KernelPath kernels : {KernelPath::generic, KernelPath::fused}) {
+        for (bool graph : {true, false}) {
+            TrainerOptions options;
+            options.batch_size = 64;
+            options.use_graph = graph;
+            options.kernels = kernels;
+            std::vector<OptimizerConfig> optimizers(sizes.size(), sgd_with(0.9));
+            auto gpu = make_cuda_trainer(shape, data, options, optimizers, 0, "cuda:0");
+            auto cpu = make_cpu_trainer(shape, data, options, optimizers);
+            for (size_t k = 0; k < sizes.size(); ++k) {
+                gpu->set_params(int64_t(k), init_params(shape, k));
+                cpu->set_params(int64_t(k), init_params(shape, k));
+            }
+            std::vector<EpochResult> g, c;
+            for (int64_t e = 0; e < 2; ++e) {
+                for (size_t k = 0; k < sizes.size(); ++k) {
+                    const std::vector<int32_t> all = epoch_permutation(1000, 7 + k, e);
+                    EpochPlan plan;
+                    plan.perm.assign(all.begin(), all.begin() + sizes[k]);
+                    plan.lr.assign(size_t((sizes[k] + 63) / 64), 0.05);
+                    plan.shifts = epoch_shifts(sizes[k], 1, 7 + k, e);
+                    gpu->plan_model(int64_t(k), plan);
+                    cpu->plan_model(int64_t(k), plan);
+                }
+                g = gpu->train_models();
+                c = cpu->train_models();
+            }
+            for (size_t k = 0; k < sizes.size(); ++k) {
+                const std::string where = "model " + std::to_string(k) + (graph ? " graph" : "") +
+                                          (kernels == KernelPath::fused ? " fused" : "");
+                EXPECT_EQ(g[k].n_samples, sizes[k]) << where;
+                EXPECT_NEAR(g[k].loss, c[k].loss, 1e-3 * std::abs(c[k].loss)) << where;
+                EXPECT_LT(test::normalised_error(gpu->params(int64_t(k)), cpu->params(int64_t(k))),
+                          1e-3)
+                    << where;
+                EXPECT_EQ(gpu->optimizer_state(int64_t(k)).step,
+                          cpu->optimizer_state(int64_t(k)).step)
+                    << where;
+            }
+        }
+    }
+}
+
 // tf32 and bf16 in a batch: recorded as a graph (bf16's operand casts of every model fit the
 // scratch reserved up front, nothing is allocated while capturing) and near the CPU's fp32
 // batch and the same model alone on CUDA in that precision; bf16 operands carry 8
