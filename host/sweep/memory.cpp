@@ -15,7 +15,7 @@
 namespace mlp {
 
 uint64_t data_bytes(const DataSize& d) {
-    return uint64_t(d.n_train + d.n_test) * uint64_t(d.n_features + 1);
+    return uint64_t(d.n_train + d.n_test) * uint64_t(d.n_features * d.feature_bytes + 1);
 }
 
 uint64_t model_bytes(const ModelShape& shape, const TrainConfig& config, const DataSize& d) {

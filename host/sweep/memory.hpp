@@ -18,6 +18,7 @@ struct DataSize {
     int64_t n_train = 0;
     int64_t n_test = 0;
     int64_t n_features = 0;
+    int64_t feature_bytes = 1;  // 1: image bytes; 4: float32 features (Python's arrays)
 };
 
 // Bytes one model of a batch holds while it trains (its slices of the batch's buffers), with
@@ -32,7 +33,7 @@ uint64_t model_bytes(const ModelShape& shape, const TrainConfig& config, const D
 uint64_t batch_fixed_bytes(const ModelShape& shape, const TrainConfig& config, const DataSize& data,
                            int64_t n_models, bool cuda);
 
-// Bytes of the loaded data set: images and labels of both splits.
+// Bytes of the loaded data set: features and labels of both splits.
 uint64_t data_bytes(const DataSize& data);
 
 // Memory the host can give now: MemAvailable of /proc/meminfo, else the free

@@ -1,12 +1,14 @@
 """mlptrain: small fully connected classifiers trained fast on an NVIDIA GPU or the CPU.
 
 ``mlptrain.MLPClassifier`` is a drop-in for scikit-learn's ``MLPClassifier`` on the C++/CUDA
-core of the ``mlptrain`` command line; ``load_idx`` reads the MNIST family's IDX files,
-``load`` a model the command line (or ``MLPClassifier.save``) wrote, and ``devices`` says which
-backends and GPUs are usable here and why not.
+core of the ``mlptrain`` command line; ``fit_many`` trains many of them side by side (and
+``mlptrain.model_selection`` fuses scikit-learn's searches that way); ``load_idx`` reads the
+MNIST family's IDX files, ``load`` a model the command line (or ``MLPClassifier.save``) wrote,
+and ``devices`` says which backends and GPUs are usable here and why not.
 """
 from . import _core
 from ._estimator import MLPClassifier
+from ._fit_many import fit_many
 from ._io import load, load_idx
 
 __version__ = _core.__version__
@@ -23,4 +25,4 @@ def devices():
     return _core.devices()
 
 
-__all__ = ["MLPClassifier", "devices", "load", "load_idx", "__version__"]
+__all__ = ["MLPClassifier", "devices", "fit_many", "load", "load_idx", "__version__"]

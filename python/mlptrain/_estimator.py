@@ -23,7 +23,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted
 
-from . import _core
+from . import _core, _prefit
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _validate_data
@@ -56,6 +56,114 @@ def _forward(X, coefs, intercepts, activation):
     np.exp(a, out=a)
     a /= a.sum(axis=1, keepdims=True)
     return a
+
+
+class _Run:
+    """One estimator's epochs as model k of a trainer: scikit-learn's ``_fit_stochastic`` loop
+    taken apart at the epoch, so that a trainer runs one estimator (``fit``) or many side by
+    side (``fit_many``) through the same code. ``rows`` are the positions of its training
+    samples in the trainer's data set (None: all of them)."""
+
+    def __init__(self, est, k, rows, n_samples, batch_size, incremental, keep_optimizer, X_val,
+                 y_val):
+        self.est, self.k, self.rows = est, k, rows
+        self.n_samples, self.batch_size = n_samples, batch_size
+        self.n_steps = -(-n_samples // batch_size)
+        self.incremental, self.keep_optimizer = incremental, keep_optimizer
+        self.X_val, self.y_val = X_val, y_val
+        self.sample_idx = np.arange(n_samples, dtype=np.int32)
+        self.diverged = False
+        est.n_iter_ = 0  # per call, as scikit-learn counts it; t_ and loss_curve_ go on
+
+    def plan(self):
+        """The next epoch's (k, order, rates, shifts), drawn from random_state in
+        scikit-learn's order."""
+        est = self.est
+        if est.shuffle:
+            self.sample_idx = sk_shuffle(self.sample_idx, random_state=est._random_state)
+        shifts = None
+        shift = int(est.augment_shift)
+        if shift:
+            shifts = est._random_state.randint(-shift, shift + 1, 2 * self.n_samples,
+                                               dtype=np.int8)
+        rates = est._epoch_rates(est.n_iter_, self.n_steps)
+        order = self.sample_idx if self.rows is None else self.rows[self.sample_idx]
+        return (self.k, np.ascontiguousarray(order, dtype=np.int32), rates, shifts)
+
+    def end_epoch(self, trainer, result, seconds):
+        """The estimator after an epoch; True when its training is over."""
+        est = self.est
+        self.diverged = result["first_bad_step"] >= 0
+        if self.diverged:
+            warnings.warn(
+                f"mlptrain: the loss or gradient became non-finite at step "
+                f"{result['first_bad_step']} of epoch {est.n_iter_ + 1}; training "
+                "stopped at the last finite step (lower learning_rate_init?)",
+                ConvergenceWarning)
+            est._set_flat_params(trainer.params(self.k))
+            if not est.loss_curve_:
+                est.loss_ = float("nan")
+            return True
+        est._end_epoch(trainer.params(self.k), result, self.n_samples, self.n_steps, seconds)
+        est._update_no_improvement_count(est.early_stopping, self.X_val, self.y_val)
+        est._iteration_ends()
+        if est._no_improvement_count > est.n_iter_no_change:
+            if est.early_stopping:
+                msg = ("Validation score did not improve more than tol=%f for %d "
+                       "consecutive epochs." % (est.tol, est.n_iter_no_change))
+            else:
+                msg = ("Training loss did not improve more than tol=%f for %d "
+                       "consecutive epochs." % (est.tol, est.n_iter_no_change))
+            if est._trigger_stopping(msg):
+                return True
+            est._no_improvement_count = 0
+        if self.incremental:
+            return True
+        if est.n_iter_ == est.max_iter:
+            warnings.warn(
+                "Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                "optimization hasn't converged yet." % est.max_iter, ConvergenceWarning)
+            return True
+        return False
+
+    def close(self, trainer):
+        """The optimizer state kept for a later partial_fit or warm start, and early
+        stopping's best weights."""
+        est = self.est
+        step, buffers = trainer.optimizer_state(self.k)
+        est._optimizer_state = (int(step), [np.asarray(b) for b in buffers])
+        if est.early_stopping and est._best_coefs is not None:
+            est.coefs_ = est._best_coefs
+            est.intercepts_ = est._best_intercepts
+
+
+def _train_runs(trainer, runs, on_epoch=None):
+    """Epochs of every run in `trainer` together until each is over. ``on_epoch(run)``,
+    called after each of a run's whole epochs (its last included), stops that run by returning
+    True."""
+    active = list(runs)
+    try:
+        while active:
+            plans = [run.plan() for run in active]
+            start = time.perf_counter()
+            results = trainer.train_epoch(plans)
+            seconds = time.perf_counter() - start
+            going = []
+            for run in active:
+                over = run.end_epoch(trainer, results[run.k], seconds)
+                if on_epoch is not None and not run.diverged and on_epoch(run):
+                    over = True
+                if over:
+                    run.close(trainer)
+                else:
+                    going.append(run)
+            active = going
+    except KeyboardInterrupt:
+        # The attributes are those of the last whole epoch (each epoch sets them all at
+        # once, in _end_epoch); the trainer's optimizer state may be mid-epoch: dropped.
+        for run in active:
+            run.est._optimizer_state = None
+        raise
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
@@ -228,6 +336,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         """Fit the model to data matrix X and targets y (as scikit-learn's ``fit``)."""
         self._validate_params()
+        if _prefit.restore(self, X, y):  # trained already, beside others, by a fused search
+            return self
         return self._fit(X, y, incremental=False)
 
     def partial_fit(self, X, y, classes=None):
@@ -282,13 +392,40 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         hidden = self._check_solver()
         first_pass = self._first_pass(incremental)
         X, y = _validate_data(self, X, y, dtype=(np.float64, np.float32), reset=first_pass)
+        y_codes = self._fit_targets(y, incremental)
+        self._random_state = check_random_state(self.random_state)
+        image_shape = self._image_shape(X.shape[1])
+        if first_pass:
+            self._initialize(X.shape[1], hidden, image_shape)
+        X = self._scaled(X).astype(np.float32, copy=False)
+        run = self._start_run(0, X, y_codes, None, incremental)
+        if run.rows is not None:  # early stopping: the trainer holds the training part alone
+            X, y_codes, run.rows = X[run.rows], y_codes[run.rows], None
+        trainer = _core.Trainer(
+            np.ascontiguousarray(X, dtype=np.float32), np.ascontiguousarray(y_codes),
+            image_shape[0], image_shape[1], hidden, len(self.classes_), self.activation,
+            [self._optimizer_settings()], run.batch_size, self.device, self.kernels,
+            self.precision, int(self.threads))
+        self.device_ = trainer.device_name
+        trainer.set_params(0, self._flat_params())
+        if run.keep_optimizer:
+            step, buffers = self._optimizer_state
+            trainer.set_optimizer_state(0, step, buffers)
+        try:
+            _train_runs(trainer, [run])
+        finally:
+            del trainer  # its device memory goes now, not with an exception's traceback
+        return self
+
+    def _fit_targets(self, y, incremental):
+        """scikit-learn's _validate_input for y: classes from y on a fresh fit; the same set
+        for a warm start; a subset of classes_ (partial_fit's classes) for a later
+        partial_fit. Returns each sample's class index."""
         check_classification_targets(y)
         target = type_of_target(y)
         if target not in ("binary", "multiclass"):
             raise ValueError(f"MLPClassifier of mlptrain takes one label per sample; got a "
                              f"{target} target")
-        # scikit-learn's _validate_input: classes from y on a fresh fit; the same set for a
-        # warm start; a subset of classes_ (partial_fit's classes) for a later partial_fit.
         classes = np.unique(y)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
             self.classes_ = self._checked_classes(classes)
@@ -300,31 +437,39 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
             raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
                              f"{self.classes_}. 'y' has {classes}.")
-        y_codes = np.searchsorted(self.classes_, y).astype(np.uint8)
-        n_samples, n_features = X.shape
-        image_shape = (1, n_features)
-        if self.image_shape is not None:
-            image_shape = tuple(int(v) for v in self.image_shape)
-            if len(image_shape) != 2 or image_shape[0] * image_shape[1] != n_features:
-                raise ValueError(f"image_shape {self.image_shape!r} does not hold the "
-                                 f"{n_features} features of X")
+        return np.searchsorted(self.classes_, y).astype(np.uint8)
 
-        self._random_state = check_random_state(self.random_state)
-        if first_pass:
-            self._initialize(n_features, hidden, image_shape)
-        X = self._scaled(X).astype(np.float32, copy=False)
+    def _image_shape(self, n_features):
+        if self.image_shape is None:
+            return (1, n_features)
+        image_shape = tuple(int(v) for v in self.image_shape)
+        if len(image_shape) != 2 or image_shape[0] * image_shape[1] != n_features:
+            raise ValueError(f"image_shape {self.image_shape!r} does not hold the "
+                             f"{n_features} features of X")
+        return image_shape
 
-        early_stopping = self.early_stopping
+    def _start_run(self, k, X, y_codes, rows, incremental):
+        """The epochs of this estimator as model k of a trainer over X (float32, scaled), on
+        the samples `rows` of X (None: all of them), whose class indices are y_codes[rows]:
+        scikit-learn's split of a validation set for early stopping, the batch size, and the
+        learning rate where a run starts afresh."""
+        n_samples = X.shape[0] if rows is None else len(rows)
         X_val = y_val = None
-        if early_stopping:
-            stratify = y_codes if len(self.classes_) == 2 else None
-            X, X_val, y_codes, y_val = train_test_split(
-                X, y_codes, random_state=self._random_state, test_size=self.validation_fraction,
-                stratify=stratify)
-            if X_val.shape[0] < 2:
+        if self.early_stopping:
+            positions = np.arange(n_samples)
+            codes = y_codes if rows is None else y_codes[rows]
+            stratify = codes if len(self.classes_) == 2 else None
+            # The split of positions is scikit-learn's split of the rows themselves: it depends
+            # on the sample count, random_state and stratify alone.
+            train, val = train_test_split(positions, random_state=self._random_state,
+                                          test_size=self.validation_fraction, stratify=stratify)
+            if len(val) < 2:
                 raise ValueError("The validation set is too small. Increase "
                                  "'validation_fraction' or the size of your dataset.")
-            n_samples = X.shape[0]
+            val_rows = val if rows is None else rows[val]
+            X_val, y_val = X[val_rows], y_codes[val_rows]
+            rows = train if rows is None else rows[train]
+            n_samples = len(rows)
         if self.batch_size == "auto":
             batch_size = min(200, n_samples)
         else:
@@ -332,26 +477,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
                               "going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
-
         keep_optimizer = incremental and getattr(self, "_optimizer_state", None) is not None
         if not keep_optimizer:
             self._lr = float(self.learning_rate_init)
             self._optimizer_state = None
-        trainer = _core.Trainer(
-            np.ascontiguousarray(X, dtype=np.float32), np.ascontiguousarray(y_codes),
-            image_shape[0], image_shape[1], hidden, len(self.classes_), self.activation,
-            [self._optimizer_settings()], batch_size, self.device, self.kernels, self.precision,
-            int(self.threads))
-        self.device_ = trainer.device_name
-        trainer.set_params(0, self._flat_params())
-        if keep_optimizer:
-            step, buffers = self._optimizer_state
-            trainer.set_optimizer_state(0, step, buffers)
-        try:
-            self._run_epochs(trainer, n_samples, incremental, early_stopping, X_val, y_val)
-        finally:
-            del trainer  # its device memory goes now, not with an exception's traceback
-        return self
+        return _Run(self, k, None if rows is None else np.asarray(rows, dtype=np.int32),
+                    n_samples, batch_size, incremental, keep_optimizer, X_val, y_val)
 
     def _optimizer_settings(self):
         s = {"kind": self.solver, "l2_penalty": float(self.alpha)}
@@ -430,64 +561,6 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                                         n_steps, int(self.max_iter), float(self.warmup_pct),
                                         float(self.gamma), int(self.step_size))
         return np.full(n_steps, self._lr)
-
-    def _run_epochs(self, trainer, n_samples, incremental, early_stopping, X_val, y_val):
-        n_steps = trainer.steps_per_epoch
-        sample_idx = np.arange(n_samples, dtype=np.int32)
-        shift = int(self.augment_shift)
-        self.n_iter_ = 0  # per call, as scikit-learn counts it; t_ and loss_curve_ go on
-        try:
-            for _ in range(self.max_iter):
-                if self.shuffle:
-                    sample_idx = sk_shuffle(sample_idx, random_state=self._random_state)
-                shifts = None
-                if shift:
-                    shifts = self._random_state.randint(-shift, shift + 1, 2 * n_samples,
-                                                        dtype=np.int8)
-                rates = self._epoch_rates(self.n_iter_, n_steps)
-                start = time.perf_counter()
-                result = trainer.train_epoch(
-                    [(0, np.ascontiguousarray(sample_idx, dtype=np.int32), rates, shifts)])[0]
-                seconds = time.perf_counter() - start
-                if result["first_bad_step"] >= 0:
-                    warnings.warn(
-                        f"mlptrain: the loss or gradient became non-finite at step "
-                        f"{result['first_bad_step']} of epoch {self.n_iter_ + 1}; training "
-                        "stopped at the last finite step (lower learning_rate_init?)",
-                        ConvergenceWarning)
-                    self._set_flat_params(trainer.params(0))
-                    if not self.loss_curve_:
-                        self.loss_ = float("nan")
-                    break
-                self._end_epoch(trainer.params(0), result, n_samples, n_steps, seconds)
-                self._update_no_improvement_count(early_stopping, X_val, y_val)
-                self._iteration_ends()
-                if self._no_improvement_count > self.n_iter_no_change:
-                    if early_stopping:
-                        msg = ("Validation score did not improve more than tol=%f for %d "
-                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
-                    else:
-                        msg = ("Training loss did not improve more than tol=%f for %d "
-                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
-                    if self._trigger_stopping(msg):
-                        break
-                    self._no_improvement_count = 0
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(
-                        "Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                        "optimization hasn't converged yet." % self.max_iter, ConvergenceWarning)
-            step, buffers = trainer.optimizer_state(0)
-            self._optimizer_state = (int(step), [np.asarray(b) for b in buffers])
-        except KeyboardInterrupt:
-            # The attributes are those of the last whole epoch (each epoch sets them all at
-            # once, in _end_epoch); the trainer's optimizer state may be mid-epoch: dropped.
-            self._optimizer_state = None
-            raise
-        if early_stopping and self._best_coefs is not None:
-            self.coefs_ = self._best_coefs
-            self.intercepts_ = self._best_intercepts
 
     def _end_epoch(self, flat_params, result, n_samples, n_steps, seconds):
         """The attributes of a finished epoch, computed first and then set together, so that

@@ -25,6 +25,7 @@
 #include "host/config/kernel_options.hpp"
 #include "host/config/optimizer.hpp"
 #include "host/config/schedule.hpp"
+#include "host/config/train_config.hpp"
 #include "host/cpu/gemm_library.hpp"
 #include "host/cpu/thread_policy.hpp"
 #include "host/data/dataset.hpp"
@@ -32,6 +33,7 @@
 #include "host/device/device.hpp"
 #include "host/formats/safetensors.hpp"
 #include "host/model/model.hpp"
+#include "host/sweep/memory.hpp"
 #include "host/train/trainer.hpp"
 
 namespace nb = nanobind;
@@ -207,6 +209,30 @@ private:
     std::unique_ptr<mlp::Trainer> trainer_;
 };
 
+// The sweep's memory estimate (host/sweep/memory.hpp) for n_models models that train together
+// on n_train float32 samples, and what the device has: the GPU's memory, or the host memory
+// available now.
+nb::dict batch_memory(std::vector<int64_t> hidden, int64_t n_features, int64_t n_classes,
+                      const nb::dict& optimizer, int64_t batch_size, const std::string& kernels,
+                      const std::string& precision, int64_t n_train, int64_t n_models,
+                      const std::string& device) {
+    mlp::TrainConfig config;
+    config.hidden = hidden;
+    config.optimizer = optimizer_from(optimizer);
+    config.batch_size = batch_size;
+    config.kernels = mlp::parse_kernel_path(kernels);
+    config.precision = mlp::parse_precision(precision);
+    const mlp::ModelShape shape(n_features, hidden, n_classes);
+    const mlp::DataSize size{n_train, 0, n_features, 4};
+    const mlp::DeviceChoice choice = mlp::choose_device(device);
+    nb::dict d;
+    d["per_model"] = mlp::model_bytes(shape, config, size);
+    d["fixed"] = mlp::batch_fixed_bytes(shape, config, size, n_models, choice.cuda);
+    d["available"] = choice.cuda ? choice.gpu.total_bytes : mlp::available_host_bytes();
+    d["where"] = choice.cuda ? "GPU memory" : "host memory";
+    return d;
+}
+
 nb::list devices() {
     nb::list out;
     nb::dict cpu;
@@ -345,6 +371,8 @@ NB_MODULE(_core, m) {
         .def("set_optimizer_state", &PyTrainer::set_optimizer_state, "k"_a, "step"_a, "buffers"_a);
 
     m.def("devices", &devices);
+    m.def("batch_memory", &batch_memory, "hidden"_a, "n_features"_a, "n_classes"_a, "optimizer"_a,
+          "batch_size"_a, "kernels"_a, "precision"_a, "n_train"_a, "n_models"_a, "device"_a);
     m.def("schedule_rates", &schedule_rates, "kind"_a, "base_lr"_a, "epoch"_a, "steps_per_epoch"_a,
           "total_epochs"_a, "warmup_pct"_a = 0.3, "gamma"_a = 0.1, "step_size"_a = 1);
     m.def("load_idx_images", &load_images, "path"_a, "limit_bytes"_a);
