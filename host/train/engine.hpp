@@ -55,8 +55,7 @@ public:
     using Buffer = typename Backend::template Buffer<T>;
 
     // One model per entry of `optimizers`, all of one kind (those with momentum: all Nesterov or
-    // none); empty: one model
-    // of options.optimizer. The other fields of options are shared.
+    // none); empty: one model of options.optimizer. The other fields of options are shared.
     Engine(Backend& backend, const ModelShape& shape, const Dataset& data,
            const TrainerOptions& options, const std::vector<OptimizerConfig>& optimizers = {})
         : be_(backend),
