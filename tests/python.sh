@@ -2,8 +2,9 @@
 # The Python package's stage of scripts/test.sh: builds and installs the package (`pip install
 # .[test]`, scikit-build-core + nanobind, everything from PyPI) into its own virtual
 # environment, then runs python/tests with pytest: the estimator against scikit-learn's
-# MLPClassifier, scikit-learn's conformance suite, files shared with the command line, and the
-# executed example notebook (examples/mnist.ipynb).
+# MLPClassifier, scikit-learn's conformance suite, files shared with the command line, fit_many
+# and the fused searches against scikit-learn's, the Optuna example, and the executed example
+# notebook (examples/mnist.ipynb).
 #
 #   tests/python.sh [--output-junit FILE] [pytest arguments...]
 #
