@@ -139,8 +139,13 @@ TEST(Trainer, RejectsMismatchedShapesAndOrders) {
     auto trainer = make_cpu_trainer(ModelShape({20, 3}), data, options);
     EXPECT_THROW(trainer->set_params(std::vector<float>(5)), Error);
     // An order holds a subset of the training set (a cross-validation fold), not more.
-    EXPECT_NO_THROW(trainer->train_epoch({0, 1, 2}, 0.1f));
+    EXPECT_EQ(trainer->train_epoch({0, 1, 2}, 0.1f).n_samples, 3);
     EXPECT_THROW(trainer->train_epoch(std::vector<int32_t>(11, 0), 0.1f), Error);
+    TrainerOptions fours;
+    fours.batch_size = 4;
+    auto small = make_cpu_trainer(ModelShape({20, 3}), data, fours);
+    EXPECT_EQ(small->steps_per_epoch(), 3);
+    EXPECT_EQ(small->train_epoch({0, 1, 2, 3, 4}, 0.1f).n_samples, 5);  // a subset: 2 steps
     EpochPlan plan;
     plan.perm = epoch_permutation(10, 1, 0);
     plan.lr = {0.1, 0.1};  // one step of 64 holds all 10 samples

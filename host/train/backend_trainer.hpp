@@ -53,6 +53,7 @@ public:
     int64_t n_train() const override { return engine_.n_train(); }
     int64_t n_test() const override { return engine_.n_test(); }
     int64_t steps_per_epoch() const override { return engine_.steps_per_epoch(); }
+    int64_t batch_size() const override { return engine_.batch_size(); }
     std::string device_name() const override { return device_; }
     int64_t train_graph_nodes() const override { return engine_.train_graph_nodes(); }
     void synchronize() override { backend_->synchronize(); }

@@ -164,6 +164,7 @@ public:
     int64_t n_train() const { return train_.n; }
     int64_t n_test() const { return test_.n; }
     int64_t steps_per_epoch() const { return n_steps_; }
+    int64_t batch_size() const { return options_.batch_size; }
     // The recorded epochs (key 2 g + 1: with shifts, 2 g: without, g numbering the orders'
     // lengths in the order they first trained, 0 for whole orders), and the launches recorded
     // for the last epoch trained with a graph (0 if none was recorded).
@@ -270,11 +271,24 @@ public:
             if (train_graph_.n_nodes(last_train_key_) == 0) {
                 warm_up(train_.n, batch,
                         [&](int64_t f, int64_t n) { compute_gradients(f, n, shifts); });
-                // The shorter last steps of the other orders (cuBLASLt plans per shape).
-                for (int64_t n : n_samples_) {
-                    if (n % batch != 0 && n % batch != train_.n % batch) {
-                        compute_gradients(0, n % batch, shifts);
+                // Each launch shape of the steps where the orders' lengths part the models:
+                // cuBLASLt plans are per shape and model count.
+                std::vector<StepGroup> shapes;
+                for (int64_t step = 0; step < n_steps; ++step) {
+                    for (const StepGroup& g : step_groups(n_samples_, step * batch, batch)) {
+                        if (g.n_models == n_models_ &&
+                            (g.n_batch == batch || g.n_batch == train_.n % batch)) {
+                            continue;  // the warm-up's shapes
+                        }
+                        const auto same = [&](const StepGroup& o) {
+                            return o.k0 == g.k0 && o.n_models == g.n_models &&
+                                   o.n_batch == g.n_batch;
+                        };
+                        if (std::none_of(shapes.begin(), shapes.end(), same)) shapes.push_back(g);
                     }
+                }
+                for (const StepGroup& g : shapes) {
+                    run_models(g.k0, g.n_models, [&] { compute_gradients(0, g.n_batch, shifts); });
                 }
             }
             be_.run_graph(train_graph_, last_train_key_, [&] { steps(false); });
@@ -382,10 +396,11 @@ private:
         k0_ = 0;
         n_run_ = n_models_;
     }
-    // The first of the running models' slices of b, `per_model` values each.
+    // The first of the running models' slices of b, `per_model` values each (null for an
+    // empty buffer, such as the first layer's input gradient).
     template <class T>
     T* at(const Buffer<T>& b, int64_t per_model) const {
-        return b.data() + k0_ * per_model;
+        return b.data() ? b.data() + k0_ * per_model : nullptr;
     }
 
     // n values of model k's slice, `offset` values into b.

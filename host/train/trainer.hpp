@@ -90,6 +90,7 @@ public:
     virtual int64_t n_train() const = 0;
     virtual int64_t n_test() const = 0;
     virtual int64_t steps_per_epoch() const = 0;  // ceil(n_train / batch size): a whole order
+    virtual int64_t batch_size() const = 0;
     virtual std::string device_name() const = 0;
     // Launches (graph nodes: kernels, cuBLAS's included) recorded for one training epoch
     // of all the models replayed as a graph, the last one trained; 0 where no epoch was
@@ -107,12 +108,14 @@ public:
         plan_model(only(), plan);
         return train_models(on_step).front();
     }
-    // One epoch at a constant learning rate, without augmentation.
+    // One epoch over `perm` (all the training samples or a subset) at a constant learning
+    // rate, without augmentation.
     EpochResult train_epoch(const std::vector<int32_t>& perm, float lr,
                             const StepCallback& on_step = {}) {
         EpochPlan plan;
         plan.perm = perm;
-        plan.lr.assign(size_t(steps_per_epoch()), double(lr));
+        plan.lr.assign(size_t((int64_t(perm.size()) + batch_size() - 1) / batch_size()),
+                       double(lr));
         return train_epoch(plan, on_step);
     }
     EpochResult evaluate() {

@@ -148,16 +148,13 @@ def _train_runs(trainer, runs, on_epoch=None):
             start = time.perf_counter()
             results = trainer.train_epoch(plans)
             seconds = time.perf_counter() - start
-            going = []
-            for run in active:
+            for run in list(active):
                 over = run.end_epoch(trainer, results[run.k], seconds)
                 if on_epoch is not None and not run.diverged and on_epoch(run):
                     over = True
                 if over:
                     run.close(trainer)
-                else:
-                    going.append(run)
-            active = going
+                    active.remove(run)
     except KeyboardInterrupt:
         # The attributes are those of the last whole epoch (each epoch sets them all at
         # once, in _end_epoch); the trainer's optimizer state may be mid-epoch: dropped.
@@ -336,6 +333,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         """Fit the model to data matrix X and targets y (as scikit-learn's ``fit``)."""
         self._validate_params()
+        self._check_solver()
         if _prefit.restore(self, X, y):  # trained already, beside others, by a fused search
             return self
         return self._fit(X, y, incremental=False)

@@ -24,13 +24,37 @@ def _most_state(settings):
 
 
 def _batch_key(run, hidden, image_shape):
+    """What the models of a batch share. The class set is last (the batch's label codes)."""
     est = run.est
-    # Models without momentum run plain SGD whatever Nesterov's flag: the batch's flag is
-    # that of those with momentum.
-    return (tuple(hidden), est.activation, est.solver,
-            bool(est.nesterovs_momentum) if est.solver == "sgd" else None,
-            run.batch_size, est.device, est.precision, est.kernels, int(est.threads),
-            tuple(image_shape), int(est.augment_shift) > 0, tuple(est.classes_.tolist()))
+    return (tuple(hidden), est.activation, est.solver, run.batch_size, est.device,
+            est.precision, est.kernels, int(est.threads), tuple(image_shape),
+            int(est.augment_shift) > 0, tuple(est.classes_.tolist()))
+
+
+def _nesterov_of(run):
+    """Nesterov's rule for an SGD model with momentum; None where the flag does nothing (no
+    momentum, or Adam), so that the model joins either kind of batch."""
+    s = run.est._optimizer_settings()
+    return s.get("nesterov", False) if s.get("momentum") else None
+
+
+def _batches(prepared):
+    """The batches: runs with one key, split where models with momentum differ in Nesterov's
+    rule (a model without momentum joins the first)."""
+    by_key = {}
+    for member in prepared:
+        run, hidden, image_shape = member
+        by_key.setdefault(_batch_key(run, hidden, image_shape), []).append(member)
+    for key, members in by_key.items():
+        parts = {}
+        for member in members:
+            parts.setdefault(_nesterov_of(member[0]), []).append(member)
+        free = parts.pop(None, [])
+        if not parts:
+            yield key, free
+            continue
+        for i, (_, part) in enumerate(parts.items()):
+            yield key, (free if i == 0 else []) + part
 
 
 def _split_to_fit(n_models, per_model, fixed, available, where, key):
@@ -64,10 +88,13 @@ def fit_many(estimators, X, y, *, subsets=None, on_epoch=None, memory_limit=None
     bit for bit on the CPU, to float rounding on a GPU; its random_state draws its
     initialisation, shuffles and validation split, and early stopping, ``tol`` and
     ``n_iter_no_change`` act on each estimator alone (one that stops sits out the rest of its
-    batch's epochs, as one that diverges does).
+    batch's epochs, as one that diverges does). Estimators that draw from one random source
+    (``random_state=None``, NumPy's global generator, or one ``RandomState`` object shared)
+    interleave their draws epoch by epoch, so they are then not the fits one after another.
 
     Estimators that agree on the network (``hidden_layer_sizes``, ``activation``, the
-    classes of their samples), the solver (and, with momentum, Nesterov's rule or not), the
+    classes of their samples), the solver (and, among those with momentum, Nesterov's rule or
+    not), the
     batch size, ``device``, ``precision``, ``kernels``, ``threads``, ``image_shape`` and
     whether they shift images train as one batch; other settings (learning rates, momentum,
     betas, alpha, weight decay, schedules, epochs, random_state, early stopping) may differ
@@ -150,14 +177,10 @@ def fit_many(estimators, X, y, *, subsets=None, on_epoch=None, memory_limit=None
         run.index = i
         prepared.append((run, hidden, image_shape))
 
-    batches = {}
-    for run, hidden, image_shape in prepared:
-        batches.setdefault(_batch_key(run, hidden, image_shape), []).append(
-            (run, hidden, image_shape))
     callback = None
     if on_epoch is not None:
         callback = lambda run: bool(on_epoch(run.index, run.est))  # noqa: E731
-    for key, members in batches.items():
+    for key, members in list(_batches(prepared)):
         runs = [m[0] for m in members]
         hidden, image_shape = members[0][1], members[0][2]
         lead = runs[0].est

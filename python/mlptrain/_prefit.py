@@ -4,9 +4,9 @@ A fused search (``mlptrain.model_selection``) trains every candidate on every sp
 with ``fit_many``, then lets scikit-learn's own search run: its ``fit`` calls find their
 result here instead of training again, so that the search's bookkeeping (``cv_results_``,
 scoring, refit, errors) is scikit-learn's. An entry is found by the estimator's parameters and
-a fingerprint of the data its ``fit`` receives; a fit that finds nothing trains as usual.
+a fingerprint of the data its ``fit`` receives, and serves one fit; a fit that finds nothing
+trains as usual.
 """
-import copy
 import hashlib
 import threading
 from contextlib import contextmanager
@@ -37,7 +37,7 @@ def _value_key(v):
         state = v.get_state()
         return ("RandomState", state[1].tobytes(), state[2:])
     if isinstance(v, np.ndarray):
-        return ("ndarray", v.tolist())
+        return ("ndarray", str(v.dtype), v.shape, v.tobytes())
     return repr(v)
 
 
@@ -79,9 +79,9 @@ def restore(est, X, y):
     from ._estimator import _validate_data  # the conversion fit applies
 
     X, y = _validate_data(est, X, y, dtype=(np.float64, np.float32), reset=True)
-    with _lock:
-        state = _entries.get((params_key(est), data_fingerprint(X, y)))
+    with _lock:  # each model trained ahead serves one fit: the entry goes with it
+        state = _entries.pop((params_key(est), data_fingerprint(X, y)), None)
     if state is None:
         return False
-    est.__dict__.update(copy.deepcopy(state))
+    est.__dict__.update(state)
     return True

@@ -11,8 +11,10 @@ it makes finds its model already trained (``mlptrain._prefit``); everything else
 those of ``GridSearchCV`` over the same estimator and splits: equal on the CPU, where each
 model trained together is bit for bit the model trained alone.
 """
+import copy
 import inspect
 import time
+import warnings
 
 import numpy as np
 from joblib import parallel_config
@@ -89,12 +91,14 @@ class _FusedSearchMixin:
         if cv is None:
             cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         split_params = {"groups": params["groups"]} if params.get("groups") is not None else {}
-        splits = list(cv.split(X, y, **split_params))
-        blocks = {}  # (split, the steps before the model) -> (rows fit_many trains on, their
-        # fingerprint); pipelines' transformed training sets are stacked in data, labels
-        data, labels = [], []
-        n_rows = 0
-        jobs = []  # (candidate, model, its params key, its data's fingerprint, rows)
+        # A copy: a splitter holding a RandomState object must split for scikit-learn's
+        # evaluation as it would have without this call.
+        splits = list(copy.deepcopy(cv).split(X, y, **split_params))
+        # (split, the steps before the model) -> (stack, rows fit_many trains on, fingerprint).
+        # Stack None is X itself; a pipeline's transformed training sets are stacked by width.
+        blocks = {}
+        stacks = {}  # width -> [data, labels, rows so far]
+        jobs = []  # (candidate, model, its params key, its data's fingerprint, stack, rows)
         for c, candidate in enumerate(candidate_params):
             for s, (train, _) in enumerate(splits):
                 est = clone(self.estimator).set_params(**clone(candidate, safe=False))
@@ -107,49 +111,57 @@ class _FusedSearchMixin:
                     continue
                 block = (s, None if before is None else repr(before.get_params(deep=True)))
                 if block not in blocks:
-                    X_train = _safe_indexing(X, train)
-                    y_train = _safe_indexing(y, train)
-                    try:
-                        if before is not None:
-                            X_train = before.fit_transform(X_train, y_train)
-                        # What the model's fit will see, to know it by.
-                        X_train = check_array(X_train, dtype=(np.float64, np.float32))
-                    except Exception:
-                        blocks[block] = None
-                        continue
-                    y_train = np.asarray(y_train)
-                    fingerprint = _prefit.data_fingerprint(X_train, y_train)
-                    if before is None:
-                        # The model trains on its rows of X itself, held once for all splits.
-                        blocks[block] = (np.asarray(train), fingerprint)
-                    else:
-                        # A pipeline's model trains on its split's transformed data.
-                        blocks[block] = (np.arange(n_rows, n_rows + len(y_train)), fingerprint)
-                        data.append(X_train)
-                        labels.append(y_train)
-                        n_rows += len(y_train)
+                    blocks[block] = self._block(X, y, train, before, stacks)
                 if blocks[block] is None:
                     continue
-                rows, fingerprint = blocks[block]
-                jobs.append((c, model, _prefit.params_key(model), fingerprint, rows))
+                stack, rows, fingerprint = blocks[block]
+                jobs.append((c, model, _prefit.params_key(model), fingerprint, stack, rows))
         shares = np.zeros(len(candidate_params))
-        if jobs:
-            if data:
+        for stack in {j[4] for j in jobs}:
+            mine = [j for j in jobs if j[4] == stack]
+            if stack is None:
+                X_all, y_all = X, y
+            else:
+                data, labels, _ = stacks[stack]
                 X_all = np.concatenate([np.asarray(d, dtype=np.float32) for d in data])
                 y_all = np.concatenate(labels)
-            else:
-                X_all, y_all = X, y
             start = time.perf_counter()
             try:
-                fit_many([j[1] for j in jobs], X_all, y_all, subsets=[j[4] for j in jobs])
-            except Exception:
-                jobs = []  # scikit-learn's fits train (or fail) one by one
+                fit_many([j[1] for j in mine], X_all, y_all, subsets=[j[5] for j in mine])
+            except Exception as e:  # scikit-learn's fits train (or fail) one by one
+                warnings.warn(f"{type(self).__name__}: training {len(mine)} models together "
+                              f"failed ({type(e).__name__}: {e}); scikit-learn's fits train "
+                              "them one by one", UserWarning)
+                mine = []
             seconds = time.perf_counter() - start
             self.fused_fit_time_ += seconds
-            for c, model, key, fingerprint, _ in jobs:
+            for c, model, key, fingerprint, _, _ in mine:
                 _prefit.add(key, model, fingerprint)
-                shares[c] += seconds / len(jobs) / len(splits)
+                shares[c] += seconds / len(mine) / len(splits)
         self._fit_shares.extend(shares.tolist())
+
+    @staticmethod
+    def _block(X, y, train, before, stacks):
+        """A split's training set as its model's fit will see it (after a pipeline's earlier
+        steps): (stack, rows, fingerprint), or None where the earlier steps fail."""
+        X_train = _safe_indexing(X, train)
+        y_train = _safe_indexing(y, train)
+        try:
+            if before is not None:
+                X_train = before.fit_transform(X_train, y_train)
+            X_train = check_array(X_train, dtype=(np.float64, np.float32))
+        except Exception:  # scikit-learn's fit meets it again, under its error_score
+            return None
+        y_train = np.asarray(y_train)
+        fingerprint = _prefit.data_fingerprint(X_train, y_train)
+        if before is None:
+            # The model trains on its rows of X itself, held once for all splits.
+            return None, np.asarray(train), fingerprint
+        data, labels, n_rows = stacks.setdefault(X_train.shape[1], [[], [], 0])
+        data.append(X_train)
+        labels.append(y_train)
+        stacks[X_train.shape[1]][2] = n_rows + len(y_train)
+        return X_train.shape[1], np.arange(n_rows, n_rows + len(y_train)), fingerprint
 
 
 class FusedGridSearchCV(_FusedSearchMixin, GridSearchCV):

@@ -15,6 +15,7 @@ from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import (GridSearchCV, KFold, RandomizedSearchCV, StratifiedKFold,
                                      cross_val_score)
+from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -137,6 +138,24 @@ def test_fit_many_splits_a_batch_that_does_not_fit_in_memory(digits, monkeypatch
         fit_many([small()], X, y, memory_limit=memory["fixed"])
 
 
+def test_fit_many_batches_what_can_train_together(digits, monkeypatch):
+    X, y = digits
+    batches = []
+    real = fit_many_module._train_batch
+    monkeypatch.setattr(fit_many_module, "_train_batch",
+                        lambda runs, *a: batches.append(len(runs)) or real(runs, *a))
+    ests = [small(momentum=0.0, nesterovs_momentum=False), small(momentum=0.9),
+            small(momentum=0.0), small(momentum=0.5, nesterovs_momentum=False),
+            small(hidden_layer_sizes=(16,)), small(solver="adam")]
+    alone = [clone(e).fit(X, y) for e in ests]
+    fit_many(ests, X, y)
+    # Models without momentum join the Nesterov batch; plain momentum, another layer size and
+    # another solver make batches of their own.
+    assert sorted(batches) == [1, 1, 1, 3]
+    for e, b in zip(ests, alone):
+        assert_same_fit(e, b)
+
+
 def test_fit_many_refuses_what_it_cannot_fit(digits):
     X, y = digits
     with pytest.raises(TypeError, match="estimator 1 is LogisticRegression"):
@@ -215,14 +234,30 @@ def test_fused_search_with_a_scorer_and_no_refit(digits, monkeypatch):
                         GridSearchCV(small(), grid, **one).fit(X, y))
 
 
-def test_fused_randomized_search_equals_randomized_search(digits):
+def test_fused_randomized_search_equals_randomized_search(digits, monkeypatch):
     X, y = digits
     dist = {"learning_rate_init": loguniform(1e-3, 0.3), "momentum": [0.0, 0.5, 0.9]}
     kw = dict(n_iter=5, cv=3, random_state=0)
     sk = RandomizedSearchCV(small(), dist, **kw).fit(X, y)
+    calls = trained_ahead(monkeypatch)
     fused = FusedRandomizedSearchCV(small(), dist, **kw).fit(X, y)
+    assert len(calls) == 1
     assert_same_results(fused, sk)
     assert fused.best_params_ == sk.best_params_
+
+
+def test_fused_search_with_a_random_state_splitter_and_array_parameters(digits, monkeypatch):
+    X, y = digits
+    # A splitter that draws from a RandomState object splits as it would without fusion.
+    def cv():
+        return KFold(3, shuffle=True, random_state=np.random.RandomState(3))
+
+    grid = {"hidden_layer_sizes": [np.array([24, 12]), np.array([16])]}
+    sk = GridSearchCV(small(), grid, cv=cv()).fit(X, y)
+    calls = trained_ahead(monkeypatch)
+    fused = FusedGridSearchCV(small(), grid, cv=cv()).fit(X, y)
+    assert len(calls) == 1
+    assert_same_results(fused, sk)
 
 
 def test_fused_search_over_a_pipeline(digits, monkeypatch):
@@ -234,6 +269,13 @@ def test_fused_search_over_a_pipeline(digits, monkeypatch):
     fused = FusedGridSearchCV(pipe, grid, cv=3).fit(X, y)
     assert len(calls) == 1
     assert_same_results(fused, sk)
+    # Earlier steps that change the feature count: a batch per width.
+    pca = Pipeline([("pca", PCA(random_state=0)), ("mlp", small())])
+    widths = {"pca__n_components": [10, 20], "mlp__momentum": [0.0, 0.9]}
+    sk = GridSearchCV(pca, widths, cv=3).fit(X, y)
+    calls.clear()
+    assert_same_results(FusedGridSearchCV(pca, widths, cv=3).fit(X, y), sk)
+    assert len(calls) == 1
     # A search is itself an estimator: in cross-validation, a pipeline, pickled.
     inner = {"momentum": [0.0, 0.9]}
     scores = cross_val_score(FusedGridSearchCV(small(), inner, cv=2), X, y, cv=2)
