@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from python_fit import environment, find_mnist  # noqa: E402
+from python_fit import environment, mnist_or_exit  # noqa: E402
 
 GRID = {"learning_rate_init": [0.02, 0.05, 0.1, 0.2], "momentum": [0.0, 0.9]}
 
@@ -86,10 +86,7 @@ def main():
                         help="rounds of all the searches; the fastest of each counts")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    folder = args.data or find_mnist()
-    if folder is None:
-        sys.exit("error: no MNIST folder; pass --data, set MLPTRAIN_MNIST or run "
-                 "scripts/get_mnist.sh")
+    folder = mnist_or_exit(args.data)
 
     import mlptrain
     from sklearn.model_selection import GridSearchCV

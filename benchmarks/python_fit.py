@@ -51,6 +51,15 @@ def find_mnist():
     return None
 
 
+def mnist_or_exit(folder=None):
+    """`folder`, else find_mnist()'s; exits with the ways to get MNIST when there is none."""
+    folder = folder or find_mnist()
+    if folder is None:
+        sys.exit("error: no MNIST folder; pass --data, set MLPTRAIN_MNIST or run "
+                 "scripts/get_mnist.sh")
+    return folder
+
+
 def default_cli(device):
     # The CPU preset builds into build-cpu/, the default (CUDA) preset into build/.
     order = ["build-cpu", "build"] if device == "cpu" else ["build", "build-cpu"]
@@ -157,10 +166,7 @@ def main():
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     args.cli = args.cli or default_cli(args.device)
-    folder = args.data or find_mnist()
-    if folder is None:
-        sys.exit("error: no MNIST folder; pass --data, set MLPTRAIN_MNIST or run "
-                 "scripts/get_mnist.sh")
+    folder = mnist_or_exit(args.data)
 
     import mlptrain
     data = mlptrain.load_idx(folder, flatten=True)

@@ -77,11 +77,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    from python_fit import find_mnist
-    folder = args.data or find_mnist()
-    if folder is None:
-        sys.exit("error: no MNIST folder; pass --data or run scripts/get_mnist.sh")
-    data = mlptrain.load_idx(folder, flatten=True)
+    from python_fit import mnist_or_exit
+    data = mlptrain.load_idx(mnist_or_exit(args.data), flatten=True)
     X = data.X_train.astype(np.float32) / 255
     y = data.y_train
     study, epochs_run = run_study(X[:50000], y[:50000], X[50000:], y[50000:],
