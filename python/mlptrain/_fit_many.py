@@ -180,6 +180,8 @@ def fit_many(estimators, X, y, *, subsets=None, on_epoch=None, memory_limit=None
     callback = None
     if on_epoch is not None:
         callback = lambda run: bool(on_epoch(run.index, run.est))  # noqa: E731
+    # Every batch's size is settled (or refused) before the first one is built.
+    plan = []
     for key, members in list(_batches(prepared)):
         runs = [m[0] for m in members]
         hidden, image_shape = members[0][1], members[0][2]
@@ -192,9 +194,10 @@ def fit_many(estimators, X, y, *, subsets=None, on_epoch=None, memory_limit=None
         size = _split_to_fit(len(runs), memory["per_model"], memory["fixed"], available,
                              memory["where"] if memory_limit is None else "the memory_limit",
                              key)
+        plan.append((runs, size, codes_of[key[-1]], hidden, image_shape))
+    for runs, size, codes, hidden, image_shape in plan:
         for start in range(0, len(runs), size):
-            _train_batch(runs[start:start + size], X32, codes_of[key[-1]], hidden, image_shape,
-                         callback)
+            _train_batch(runs[start:start + size], X32, codes, hidden, image_shape, callback)
     return estimators
 
 

@@ -62,9 +62,8 @@ class _FusedSearchMixin:
             try:
                 super().fit(X, y, **params)
             finally:
-                del self._fused_data
-        shares = np.asarray(self._fit_shares, dtype=np.float64)
-        del self._fit_shares
+                shares = np.asarray(self._fit_shares, dtype=np.float64)
+                del self._fused_data, self._fit_shares
         if len(shares) == len(self.cv_results_["mean_fit_time"]):
             self.cv_results_["mean_fit_time"] = self.cv_results_["mean_fit_time"] + shares
         return self

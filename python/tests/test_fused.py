@@ -136,6 +136,12 @@ def test_fit_many_splits_a_batch_that_does_not_fit_in_memory(digits, monkeypatch
         assert_same_fit(e, b)
     with pytest.raises(MemoryError, match=r"needs .* more than the .* of the memory_limit"):
         fit_many([small()], X, y, memory_limit=memory["fixed"])
+    # Refused before any batch trains: the small batch that would fit first is not built.
+    batches.clear()
+    with pytest.raises(MemoryError):
+        fit_many([small(hidden_layer_sizes=(4,)), small(hidden_layer_sizes=(400, 400))], X, y,
+                 memory_limit=memory["fixed"] + memory["per_model"])
+    assert batches == []
 
 
 def test_fit_many_batches_what_can_train_together(digits, monkeypatch):
