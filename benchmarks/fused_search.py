@@ -54,7 +54,7 @@ def run_search(name, search_class, args, X, y, n_jobs, threads):
     return {"system": name, "seconds": seconds, "n_jobs": n_jobs, "threads": threads,
             "rank": r["rank_test_score"].tolist(), "mean_test_score": r["mean_test_score"].tolist(),
             "params": [dict(p) for p in r["params"]],
-            "fused_fit_time_s": getattr(search, "fused_fit_time_", None)}, r
+            "fused_fit_time_s": getattr(search, "fused_fit_time_", None)}
 
 
 def one_model(args, X, y, threads):
@@ -111,7 +111,7 @@ def main():
     rows = [None] * len(searches)
     for _ in range(args.repeats):
         for i, (name, cls, n_jobs, threads) in enumerate(searches):
-            row, _ = run_search(name, cls, args, X, y, n_jobs, threads)
+            row = run_search(name, cls, args, X, y, n_jobs, threads)
             if rows[i] is not None:
                 row["all_seconds"] = rows[i]["all_seconds"] + [row["seconds"]]
                 if rows[i]["seconds"] < row["seconds"]:

@@ -312,7 +312,9 @@ TEST(EngineBatch, ModelsOnTheirOwnSubsetsMatchAlone) {
 TEST(EngineBatch, StepGroupsSplitOnlyWhereTheCountsDiffer) {
     auto groups = [](const std::vector<int64_t>& n, int64_t first) {
         std::vector<std::vector<int64_t>> out;
-        for (const StepGroup& g : step_groups(n, first, 16)) {
+        std::vector<StepGroup> step;
+        append_step_groups(step, n, first, 16);
+        for (const StepGroup& g : step) {
             out.push_back({g.k0, g.n_models, g.n_batch});
         }
         return out;

@@ -23,8 +23,8 @@
 // of n_k mod batch samples when that is not 0, exactly the steps it runs alone on its subset.
 // An epoch has the longest order's step count; a step where the models take different sample
 // counts (the last steps of the shorter orders) launches once per group of consecutive models
-// with one count (step_groups), and a model whose order has ended takes no part. Every launch
-// thus sees model k's shapes as they are when it trains alone.
+// with one count (append_step_groups), and a model whose order has ended takes no part. Every
+// launch thus sees model k's shapes as they are when it trains alone.
 #pragma once
 
 #include <algorithm>
@@ -253,10 +253,19 @@ public:
         // the launches (and a recorded graph) as they were.
         const int64_t n_steps =
             ceil_div(*std::max_element(n_samples_.begin(), n_samples_.end()), batch);
+        // The launches of every step, worked out once: step s's are groups[begin[s],
+        // begin[s + 1]).
+        std::vector<StepGroup> groups;
+        std::vector<size_t> begin{0};
+        for (int64_t step = 0; step < n_steps; ++step) {
+            append_step_groups(groups, n_samples_, step * batch, batch);
+            begin.push_back(groups.size());
+        }
         auto steps = [&](bool report) {
             for (int64_t step = 0; step < n_steps; ++step) {
                 const int64_t first = step * batch;
-                for (const StepGroup& g : step_groups(n_samples_, first, batch)) {
+                for (size_t i = begin[size_t(step)]; i < begin[size_t(step) + 1]; ++i) {
+                    const StepGroup& g = groups[i];
                     run_models(g.k0, g.n_models, [&] { train_step(step, first, g.n_batch); });
                 }
                 if (report && on_step) on_step(step + 1, n_steps);
@@ -274,17 +283,13 @@ public:
                 // Each launch shape of the steps where the orders' lengths part the models:
                 // cuBLASLt plans are per shape and model count.
                 std::vector<StepGroup> shapes;
-                for (int64_t step = 0; step < n_steps; ++step) {
-                    for (const StepGroup& g : step_groups(n_samples_, step * batch, batch)) {
-                        if (g.n_models == n_models_ &&
-                            (g.n_batch == batch || g.n_batch == train_.n % batch)) {
-                            continue;  // the warm-up's shapes
-                        }
-                        const auto same = [&](const StepGroup& o) {
-                            return o.k0 == g.k0 && o.n_models == g.n_models &&
-                                   o.n_batch == g.n_batch;
-                        };
-                        if (std::none_of(shapes.begin(), shapes.end(), same)) shapes.push_back(g);
+                for (const StepGroup& g : groups) {
+                    if (g.n_models == n_models_ &&
+                        (g.n_batch == batch || g.n_batch == train_.n % batch)) {
+                        continue;  // the warm-up's shapes
+                    }
+                    if (std::find(shapes.begin(), shapes.end(), g) == shapes.end()) {
+                        shapes.push_back(g);
                     }
                 }
                 for (const StepGroup& g : shapes) {

@@ -123,25 +123,29 @@ inline void check_epoch_plan(const EpochPlan& plan, int64_t n_train, int64_t bat
 // models [k0, k0 + n_models) take n_batch samples each.
 struct StepGroup {
     int64_t k0 = 0, n_models = 0, n_batch = 0;
+    bool operator==(const StepGroup& o) const {
+        return k0 == o.k0 && n_models == o.n_models && n_batch == o.n_batch;
+    }
 };
 
-// The groups of the step that starts at position `first`: consecutive models whose orders hold
-// the same number of samples from there on (at most batch_size), those whose orders have ended
-// left out. All models form one group but at the last steps of the shorter orders.
-inline std::vector<StepGroup> step_groups(const std::vector<int64_t>& n_samples, int64_t first,
-                                          int64_t batch_size) {
-    std::vector<StepGroup> groups;
+// Appends to `groups` those of the step that starts at position `first`: consecutive models
+// whose orders hold the same number of samples from there on (at most batch_size), those whose
+// orders have ended left out. All models form one group but at the last steps of the shorter
+// orders.
+inline void append_step_groups(std::vector<StepGroup>& groups,
+                               const std::vector<int64_t>& n_samples, int64_t first,
+                               int64_t batch_size) {
+    const size_t step_begin = groups.size();
     for (size_t k = 0; k < n_samples.size(); ++k) {
         const int64_t n_batch = std::min(batch_size, n_samples[k] - first);
         if (n_batch <= 0) continue;
-        if (!groups.empty() && groups.back().n_batch == n_batch &&
+        if (groups.size() > step_begin && groups.back().n_batch == n_batch &&
             groups.back().k0 + groups.back().n_models == int64_t(k)) {
             ++groups.back().n_models;
         } else {
             groups.push_back(StepGroup{int64_t(k), 1, n_batch});
         }
     }
-    return groups;
 }
 
 // The one read-back per pass, reduced: per-sample loss and prediction of n samples, summed

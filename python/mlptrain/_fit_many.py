@@ -65,19 +65,12 @@ def _split_to_fit(n_models, per_model, fixed, available, where, key):
     fit = (available - fixed) // per_model if available > fixed else 0
     if fit < 1:
         hidden, activation, solver = key[0], key[1], key[2]
+        size = _core.format_bytes
         raise MemoryError(
             f"fit_many: one model {list(hidden)} ({activation}, {solver}) needs "
-            f"{_format_bytes(per_model)}, and its batch {_format_bytes(fixed)} (the data set's "
-            f"copy and per-step tables), more than the {_format_bytes(available)} of {where} "
-            "available")
+            f"{size(per_model)}, and its batch {size(fixed)} (the data set's copy and per-step "
+            f"tables), more than the {size(available)} of {where} available")
     return int(fit)
-
-
-def _format_bytes(n):
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{int(n)} B"
 
 
 def fit_many(estimators, X, y, *, subsets=None, on_epoch=None, memory_limit=None):

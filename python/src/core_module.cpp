@@ -371,6 +371,7 @@ NB_MODULE(_core, m) {
         .def("set_optimizer_state", &PyTrainer::set_optimizer_state, "k"_a, "step"_a, "buffers"_a);
 
     m.def("devices", &devices);
+    m.def("format_bytes", &mlp::format_bytes, "bytes"_a);
     m.def("batch_memory", &batch_memory, "hidden"_a, "n_features"_a, "n_classes"_a, "optimizer"_a,
           "batch_size"_a, "kernels"_a, "precision"_a, "n_train"_a, "n_models"_a, "device"_a);
     m.def("schedule_rates", &schedule_rates, "kind"_a, "base_lr"_a, "epoch"_a, "steps_per_epoch"_a,
